@@ -1,0 +1,279 @@
+/// The whole daemon configuration, parsed from one INI file into plain values before anything runs.
+///
+/// Nothing here touches the network or the file system beyond reading the INI file itself; the
+/// values are validated (types, ranges, references between sections) by ``ConfigParser``.
+public struct ProxyConfiguration: Sendable, Equatable {
+    public var server: ServerConfig
+    /// Pools in file order.
+    public var pools: [PoolConfig]
+    /// Routes in file order: the first whose match (and host) fits wins.
+    public var routes: [RouteConfig]
+    /// The file the configuration was read from (for messages), or `<embedded>`.
+    public var sourceName: String
+
+    public init(server: ServerConfig, pools: [PoolConfig], routes: [RouteConfig], sourceName: String) {
+        self.server = server
+        self.pools = pools
+        self.routes = routes
+        self.sourceName = sourceName
+    }
+
+    /// The pool with that name, if any.
+    public func pool(named name: String) -> PoolConfig? {
+        self.pools.first { $0.name == name }
+    }
+}
+
+/// A socket address as written in the configuration: `host:port`, `[v6]:port` or `unix:/path`.
+public enum SocketAddressSpec: Sendable, Hashable, CustomStringConvertible {
+    case tcp(host: String, port: Int)
+    case unix(path: String)
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port):
+            return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path):
+            return "unix:\(path)"
+        }
+    }
+}
+
+/// One `listen =` line.
+public struct ListenConfig: Sendable, Hashable {
+    public var address: SocketAddressSpec
+    /// `tls` flag after the address (TLS itself arrives with a later issue).
+    public var tls: Bool
+
+    public init(address: SocketAddressSpec, tls: Bool = false) {
+        self.address = address
+        self.tls = tls
+    }
+}
+
+/// Where the access log goes.
+public enum AccessLogTarget: Sendable, Hashable {
+    case off
+    case stderr
+    case file(String)
+}
+
+/// `[server]`.
+public struct ServerConfig: Sendable, Equatable {
+    public var listen: [ListenConfig]
+    /// Number of event loops; `nil` means `auto` (one per core).
+    public var threads: Int?
+    public var accessLog: AccessLogTarget
+    /// trace | debug | info | notice | warning | error | critical
+    public var logLevel: String
+    /// Longest time to receive a whole request head (408 and close beyond).
+    public var headerTimeout: Duration
+    /// Longest idle time between requests on a keep-alive connection.
+    public var keepaliveTimeout: Duration
+    /// Largest request head in bytes (431 beyond).
+    public var maxHeaderSize: Int
+    /// Longest request-target in bytes (414 beyond).
+    public var maxURISize: Int
+    /// Largest request body in bytes (413 beyond).
+    public var maxBodySize: Int
+    /// Chunked request bodies are buffered (PHP-FPM needs CONTENT_LENGTH): in memory up to this
+    /// many bytes, then in a temporary file.
+    public var bodyBufferSize: Int
+    /// Folder for temporary body files.
+    public var tempDir: String
+    /// Prometheus listener (a later issue serves it).
+    public var metrics: SocketAddressSpec?
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    public var http2: Bool
+    /// Value of SERVER_SOFTWARE and of the `Server` response header.
+    public var serverSoftware: String
+
+    public init(
+        listen: [ListenConfig] = [ListenConfig(address: .tcp(host: "127.0.0.1", port: 8080))],
+        threads: Int? = nil,
+        accessLog: AccessLogTarget = .stderr,
+        logLevel: String = "info",
+        headerTimeout: Duration = .seconds(10),
+        keepaliveTimeout: Duration = .seconds(75),
+        maxHeaderSize: Int = 32 * 1024,
+        maxURISize: Int = 8 * 1024,
+        maxBodySize: Int = 16 * 1024 * 1024,
+        bodyBufferSize: Int = 1024 * 1024,
+        tempDir: String = "/tmp",
+        metrics: SocketAddressSpec? = nil,
+        tlsCertificate: String? = nil,
+        tlsKey: String? = nil,
+        http2: Bool = false,
+        serverSoftware: String = "fcgiproxy"
+    ) {
+        self.listen = listen
+        self.threads = threads
+        self.accessLog = accessLog
+        self.logLevel = logLevel
+        self.headerTimeout = headerTimeout
+        self.keepaliveTimeout = keepaliveTimeout
+        self.maxHeaderSize = maxHeaderSize
+        self.maxURISize = maxURISize
+        self.maxBodySize = maxBodySize
+        self.bodyBufferSize = bodyBufferSize
+        self.tempDir = tempDir
+        self.metrics = metrics
+        self.tlsCertificate = tlsCertificate
+        self.tlsKey = tlsKey
+        self.http2 = http2
+        self.serverSoftware = serverSoftware
+    }
+}
+
+/// `multiplex =` of a pool.
+public enum MultiplexMode: String, Sendable, Hashable {
+    case auto, on, off
+}
+
+/// `[pool:NAME]`.
+public struct PoolConfig: Sendable, Equatable {
+    public var name: String
+    /// At least one.
+    public var backends: [SocketAddressSpec]
+    public var maxConns: Int
+    public var keepalive: Bool
+    public var multiplex: MultiplexMode
+    public var queueSize: Int
+    public var queueTimeout: Duration
+    public var maxFails: Int
+    public var failTimeout: Duration
+    /// `spawn =` command line split on whitespace (a later issue runs it).
+    public var spawn: [String]?
+    public var processes: Int
+    public var connectTimeout: Duration
+    public var readTimeout: Duration
+    /// Line of the `[pool:NAME]` header, for messages.
+    public var line: Int
+
+    public init(
+        name: String,
+        backends: [SocketAddressSpec] = [],
+        maxConns: Int = 16,
+        keepalive: Bool = true,
+        multiplex: MultiplexMode = .auto,
+        queueSize: Int = 256,
+        queueTimeout: Duration = .seconds(5),
+        maxFails: Int = 3,
+        failTimeout: Duration = .seconds(10),
+        spawn: [String]? = nil,
+        processes: Int = 1,
+        connectTimeout: Duration = .seconds(2),
+        readTimeout: Duration = .seconds(60),
+        line: Int = 0
+    ) {
+        self.name = name
+        self.backends = backends
+        self.maxConns = maxConns
+        self.keepalive = keepalive
+        self.multiplex = multiplex
+        self.queueSize = queueSize
+        self.queueTimeout = queueTimeout
+        self.maxFails = maxFails
+        self.failTimeout = failTimeout
+        self.spawn = spawn
+        self.processes = processes
+        self.connectTimeout = connectTimeout
+        self.readTimeout = readTimeout
+        self.line = line
+    }
+}
+
+/// How a route's `match =` compares against the normalized request path.
+public enum RouteMatch: Sendable, Hashable {
+    /// `match = /prefix`
+    case prefix(String)
+    /// `match = = /path`
+    case exact(String)
+    /// `match = ~ REGEX` (Swift Regex syntax, searched anywhere in the path unless anchored).
+    case regex(String)
+}
+
+/// `[route:NAME]`.
+public struct RouteConfig: Sendable, Equatable {
+    public var name: String
+    public var match: RouteMatch
+    /// `host =` values (lowercased, without port); empty means any host.
+    public var hosts: [String]
+    /// Name of a pool that exists (validated).
+    public var pool: String
+    /// DOCUMENT_ROOT, absolute, without trailing slash (except "/").
+    public var root: String
+    /// Script for paths ending in `/`.
+    public var index: String
+    /// The script part of a path ends after this extension; the rest is PATH_INFO.
+    public var splitPath: String
+    /// Front controller: every match runs this script (absolute path).
+    public var script: String?
+    /// `param = NAME VALUE` lines, in file order.
+    public var params: [(name: String, value: String)]
+    /// Line of the `[route:NAME]` header, for messages.
+    public var line: Int
+
+    public init(
+        name: String,
+        match: RouteMatch = .prefix("/"),
+        hosts: [String] = [],
+        pool: String,
+        root: String,
+        index: String = "index.php",
+        splitPath: String = ".php",
+        script: String? = nil,
+        params: [(name: String, value: String)] = [],
+        line: Int = 0
+    ) {
+        self.name = name
+        self.match = match
+        self.hosts = hosts
+        self.pool = pool
+        self.root = root
+        self.index = index
+        self.splitPath = splitPath
+        self.script = script
+        self.params = params
+        self.line = line
+    }
+
+    public static func == (lhs: RouteConfig, rhs: RouteConfig) -> Bool {
+        lhs.name == rhs.name && lhs.match == rhs.match && lhs.hosts == rhs.hosts && lhs.pool == rhs.pool
+            && lhs.root == rhs.root && lhs.index == rhs.index && lhs.splitPath == rhs.splitPath
+            && lhs.script == rhs.script && lhs.line == rhs.line
+            && lhs.params.map(\.name) == rhs.params.map(\.name) && lhs.params.map(\.value) == rhs.params.map(\.value)
+    }
+}
+
+/// A configuration error with its place: printed as `file:line: message`.
+public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    /// 1-based; 0 when the error is about the file as a whole.
+    public var line: Int
+    public var message: String
+
+    public init(file: String, line: Int, message: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+    }
+
+    public var description: String {
+        line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)"
+    }
+}
+
+/// All errors found in one file (the parser reports every error it can, not only the first).
+public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
+    public var errors: [ConfigError]
+
+    public init(_ errors: [ConfigError]) {
+        self.errors = errors
+    }
+
+    public var description: String {
+        errors.map(\.description).joined(separator: "\n")
+    }
+}
