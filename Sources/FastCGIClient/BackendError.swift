@@ -1,0 +1,31 @@
+/// Why a backend request failed. The front end maps these to 502 or 504.
+public enum BackendError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// connect(2) failed (refused, no such socket, …).
+    case connectFailed(String)
+    /// No connection within `connect_timeout`.
+    case connectTimeout
+    /// No data from the backend for `read_timeout`.
+    case readTimeout
+    /// The backend closed the connection before END_REQUEST.
+    case closedEarly
+    /// Bytes that break the protocol: wrong request id, unexpected record, bad version.
+    case protocolViolation(String)
+    /// END_REQUEST with a protocol status other than REQUEST_COMPLETE.
+    case rejected(protocolStatus: UInt8)
+
+    /// True when the client should see 504 rather than 502.
+    public var isTimeout: Bool {
+        self == .readTimeout || self == .connectTimeout
+    }
+
+    public var description: String {
+        switch self {
+        case .connectFailed(let why): return "connect failed: \(why)"
+        case .connectTimeout: return "connect timed out"
+        case .readTimeout: return "read timed out"
+        case .closedEarly: return "backend closed the connection before END_REQUEST"
+        case .protocolViolation(let why): return "protocol violation: \(why)"
+        case .rejected(let status): return "backend rejected the request (protocol status \(status))"
+        }
+    }
+}

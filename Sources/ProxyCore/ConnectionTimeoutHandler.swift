@@ -1,0 +1,90 @@
+import NIOCore
+
+/// Enforces `header_timeout` and `keepalive_timeout` on a client connection.
+///
+/// It sits before the HTTP decoder so it sees raw bytes: the first byte of a new request
+/// switches the idle (keep-alive) clock to the head clock, which a slow-loris head cannot
+/// stretch. While a request is being served no clock runs here (backend timeouts apply).
+final class ConnectionTimeoutHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private enum State {
+        case waitingForRequest
+        case readingHead
+        case busy
+    }
+
+    private let headerTimeout: TimeAmount
+    private let keepaliveTimeout: TimeAmount
+    private var state: State = .readingHead
+    private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+
+    init(headerTimeout: TimeAmount, keepaliveTimeout: TimeAmount) {
+        self.headerTimeout = headerTimeout
+        self.keepaliveTimeout = keepaliveTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // The first request's head is on the clock from accept (as nginx's client_header_timeout).
+        arm(headerTimeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .waitingForRequest = state {
+            state = .readingHead
+            arm(headerTimeout)
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    /// A whole request head arrived: the exchange owns the clock now.
+    func requestHeadReceived() {
+        state = .busy
+        timer?.cancel()
+        timer = nil
+    }
+
+    /// The response is complete and the connection stays open.
+    func exchangeFinished() {
+        state = .waitingForRequest
+        arm(keepaliveTimeout)
+    }
+
+    private func arm(_ delay: TimeAmount) {
+        timer?.cancel()
+        guard let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: delay) {
+            loopBound.value.fired()
+        }
+    }
+
+    private func fired() {
+        timer = nil
+        switch state {
+        case .busy:
+            return
+        case .waitingForRequest, .readingHead:
+            // Neither an idle keep-alive connection nor a half-sent head gets a response:
+            // closing is the cheapest answer and what nginx does.
+            context?.close(promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension ConnectionTimeoutHandler: Sendable {}

@@ -1,0 +1,584 @@
+import FastCGI
+import FastCGIClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import ProxyConfig
+
+/// One HTTP request and its FastCGI request: validates and routes the head, streams the body to
+/// STDIN, turns STDOUT into the HTTP response, with backpressure both ways.
+///
+/// Lives on the client channel's event loop, which is also the loop of its backend connection.
+final class Exchange: FastCGIResponseReceiver {
+    private unowned let frontend: HTTPFrontendHandler
+    private var head: HTTPRequestHead
+    private let isHead: Bool
+    private let keepAliveRequested: Bool
+
+    private enum BodyMode {
+        case none
+        case contentLength(Int)
+        /// Buffered until the end: PHP-FPM needs CONTENT_LENGTH up front.
+        case chunked(RequestBodyBuffer)
+    }
+
+    private enum ResponseState {
+        case waitingForHead(CGIResponseHeadParser)
+        /// `remaining` is nil when the backend gave no Content-Length.
+        case streaming(remaining: Int?, sendBody: Bool)
+        case done
+    }
+
+    private var bodyMode: BodyMode = .none
+    private var bodyReceived = 0
+    private var requestEnded = false
+    /// Content-Length body parts that arrived before the backend connection was ready.
+    private var pendingBody = CircularBuffer<ByteBuffer>()
+    private var pendingBodyBytes = 0
+    private var wantsContinue = false
+
+    private var route: RouteConfig?
+    private var poolIndex = 0
+    private var records: ByteBuffer?
+    private let requestID: UInt16
+    private var connection: FastCGIConnection?
+    private var connectionWasReused = false
+    private var stdinEnded = false
+    private var retried = false
+    private var redirects = 0
+
+    private var responseState: ResponseState = .waitingForHead(CGIResponseHeadParser())
+    private var headWritten = false
+    /// Nothing more goes to the client: the response ended or the connection is gone.
+    private var finished = false
+    private var stderrLines = 0
+
+    private var shared: ProxyContext { frontend.shared }
+    private var server: ServerConfig { frontend.shared.configuration.server }
+
+    /// Pending request-body bytes that make us stop reading the client.
+    private static let pendingBodyLimit = 256 * 1024
+    /// Longest local redirect chain (RFC 3875 §6.2.2 re-dispatch), as nginx's limit of 10.
+    private static let maxRedirects = 10
+    private static let maxStderrLinesPerRequest = 50
+
+    init(head: HTTPRequestHead, frontend: HTTPFrontendHandler) {
+        self.head = head
+        self.frontend = frontend
+        self.isHead = head.method == .HEAD
+        self.keepAliveRequested = head.isKeepAlive
+        self.requestID = frontend.resources.makeRequestID()
+    }
+
+    // MARK: Request side
+
+    func start() {
+        do {
+            try validateHead()
+            try dispatch()
+        } catch {
+            fail(error)
+        }
+    }
+
+    /// Framing and limits, in the order a demanding server checks them.
+    private func validateHead() throws(HTTPError) {
+        if head.method == .CONNECT {
+            throw HTTPError(405, "CONNECT is not supported", closeConnection: true)
+        }
+        if head.uri.utf8.count > server.maxURISize {
+            throw HTTPError(414, "request-target longer than \(server.maxURISize) bytes", closeConnection: true)
+        }
+        let transferEncodings = head.headers[canonicalForm: "transfer-encoding"]
+        let contentLengths = head.headers["content-length"]
+        if !transferEncodings.isEmpty {
+            if !contentLengths.isEmpty {
+                throw HTTPError(400, "both Content-Length and Transfer-Encoding", closeConnection: true)
+            }
+            guard transferEncodings.count == 1, transferEncodings[0].lowercased() == "chunked" else {
+                throw HTTPError(501, "unsupported Transfer-Encoding", closeConnection: true)
+            }
+            if head.version.minor == 0 {
+                throw HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request", closeConnection: true)
+            }
+            bodyMode = .chunked(
+                RequestBodyBuffer(memoryLimit: server.bodyBufferSize, tempDir: server.tempDir, allocator: frontend.context!.channel.allocator)
+            )
+        } else if !contentLengths.isEmpty {
+            guard contentLengths.count == 1, let length = Int(contentLengths[0]), length >= 0,
+                contentLengths[0].utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+            else {
+                throw HTTPError(400, "invalid Content-Length", closeConnection: true)
+            }
+            if length > server.maxBodySize {
+                throw HTTPError(413, "body of \(length) bytes over max_body_size", closeConnection: true)
+            }
+            if length > 0 { bodyMode = .contentLength(length) }
+        }
+        if head.version.major == 1, head.version.minor >= 1 {
+            if head.headers["host"].count != 1 {
+                throw HTTPError(400, "HTTP/1.1 request without exactly one Host", closeConnection: true)
+            }
+            if let expect = head.headers.first(name: "expect") {
+                guard expect.lowercased() == "100-continue" else {
+                    throw HTTPError(417, "unsupported expectation", closeConnection: true)
+                }
+                if case .none = bodyMode {} else { wantsContinue = true }
+            }
+        }
+    }
+
+    /// Routes the request and, when the body length is known, starts the backend request.
+    private func dispatch() throws(HTTPError) {
+        let requestPath = try RequestPath(target: head.uri)
+        let host = requestPath.absoluteFormHost ?? head.headers.first(name: "host")
+        guard let route = shared.router.route(path: requestPath.path, host: host) else {
+            throw HTTPError(404, "no route for \(requestPath.path)")
+        }
+        let script = try shared.scriptResolver.resolve(path: requestPath.path, route: route)
+        guard let poolIndex = shared.poolIndex(named: route.pool) else {
+            throw HTTPError(500, "route \(route.name) names unknown pool \(route.pool)")
+        }
+        self.route = route
+        self.poolIndex = poolIndex
+
+        let contentLength: Int?
+        switch bodyMode {
+        case .none: contentLength = nil
+        case .contentLength(let length): contentLength = length
+        case .chunked(let buffer):
+            if !requestEnded {
+                // The proxy will read the body: now is the time for 100 Continue.
+                sendContinueIfWanted()
+                deferredParams = (requestPath, script)
+                return
+            }
+            contentLength = buffer.length
+        }
+        try prepareRecords(requestPath: requestPath, script: script, contentLength: contentLength)
+        sendContinueIfWanted()
+        connect()
+    }
+
+    private var deferredParams: (RequestPath, ResolvedScript)?
+
+    private func sendContinueIfWanted() {
+        guard wantsContinue, !requestEnded else { return }
+        wantsContinue = false
+        frontend.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
+        frontend.flush()
+    }
+
+    private func prepareRecords(requestPath: RequestPath, script: ResolvedScript, contentLength: Int?) throws(HTTPError) {
+        guard let route else { return }
+        let params = CGIParameters.build(
+            head: head,
+            requestPath: requestPath,
+            script: script,
+            route: route,
+            contentLength: contentLength,
+            connection: frontend.connectionInfo,
+            serverSoftware: server.serverSoftware
+        )
+        var buffer = frontend.context!.channel.allocator.buffer(capacity: 2048)
+        let keepConnection = shared.pools[poolIndex].config.keepalive
+        buffer.writeFastCGIBeginRequest(
+            requestID: requestID,
+            role: .responder,
+            flags: keepConnection ? FastCGIConstants.keepConnectionFlag : 0
+        )
+        var writer = FastCGIParamsWriter(requestID: requestID, buffer: buffer)
+        do {
+            for pair in params.pairs {
+                try writer.append(name: pair.name, value: pair.value)
+            }
+        } catch {
+            throw HTTPError(431, "a header does not fit one FastCGI record")
+        }
+        records = writer.finish()
+    }
+
+    func requestBody(_ body: ByteBuffer) {
+        guard !finished else { return }
+        bodyReceived += body.readableBytes
+        switch bodyMode {
+        case .none:
+            return
+        case .chunked(let buffer):
+            if bodyReceived > server.maxBodySize {
+                fail(HTTPError(413, "chunked body over max_body_size", closeConnection: true))
+                return
+            }
+            do {
+                try buffer.append(body)
+            } catch {
+                fail(error)
+            }
+        case .contentLength:
+            if let connection, !stdinEnded {
+                writeStdin(body, to: connection)
+                if !connection.isWritable { frontend.pauseReading() }
+            } else if connection == nil, records != nil {
+                pendingBody.append(body)
+                pendingBodyBytes += body.readableBytes
+                if pendingBodyBytes > Self.pendingBodyLimit { frontend.pauseReading() }
+            }
+        }
+    }
+
+    func requestEnd() {
+        requestEnded = true
+        guard !finished else { return }
+        switch bodyMode {
+        case .none:
+            return
+        case .contentLength:
+            if let connection, !stdinEnded {
+                endStdin(on: connection)
+            }
+        case .chunked(let buffer):
+            guard let (requestPath, script) = deferredParams else { return }
+            deferredParams = nil
+            do {
+                try prepareRecords(requestPath: requestPath, script: script, contentLength: buffer.length)
+                connect()
+            } catch {
+                fail(error)
+            }
+        }
+    }
+
+    func frontendReadComplete() {
+        connection?.flush()
+    }
+
+    // MARK: Backend connection
+
+    private func connect() {
+        let pool = frontend.resources.pools[poolIndex]
+        pool.lease().assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let (connection, reused)):
+                self.connected(connection, reused: reused, pool: pool)
+            case .failure(let error):
+                self.backendFailed(error as? BackendError ?? .connectFailed("\(error)"))
+            }
+        }
+    }
+
+    private func connected(_ connection: FastCGIConnection, reused: Bool, pool: FastCGIConnectionPool) {
+        guard !finished, let records else {
+            pool.release(connection)
+            return
+        }
+        self.connection = connection
+        connectionWasReused = reused
+        let readTimeout = TimeAmount(shared.pools[poolIndex].config.readTimeout)
+        connection.start(requestID: requestID, records: records, receiver: self, readTimeout: readTimeout)
+        switch bodyMode {
+        case .none:
+            endStdin(on: connection)
+        case .contentLength:
+            while let part = pendingBody.popFirst() {
+                writeStdin(part, to: connection)
+            }
+            pendingBodyBytes = 0
+            if requestEnded {
+                endStdin(on: connection)
+            } else {
+                connection.flush()
+                if connection.isWritable { frontend.resumeReading() }
+            }
+        case .chunked:
+            pumpBufferedBody(to: connection)
+        }
+    }
+
+    private func writeStdin(_ body: ByteBuffer, to connection: FastCGIConnection) {
+        var framed = frontend.context!.channel.allocator.buffer(capacity: body.readableBytes + 64)
+        framed.writeFastCGIStream(type: .stdin, requestID: requestID, content: body)
+        connection.write(framed)
+    }
+
+    private func endStdin(on connection: FastCGIConnection) {
+        var framed = frontend.context!.channel.allocator.buffer(capacity: 8)
+        framed.writeFastCGIStreamEnd(type: .stdin, requestID: requestID)
+        connection.write(framed)
+        connection.flush()
+        stdinEnded = true
+    }
+
+    /// Sends the buffered (chunked) body while the backend socket takes it.
+    private func pumpBufferedBody(to connection: FastCGIConnection) {
+        guard case .chunked(let buffer) = bodyMode, !stdinEnded else { return }
+        let allocator = frontend.context!.channel.allocator
+        do {
+            while connection.isWritable {
+                guard let chunk = try buffer.nextChunk(maxLength: 64 * 1024, allocator: allocator) else {
+                    endStdin(on: connection)
+                    return
+                }
+                writeStdin(chunk, to: connection)
+            }
+            connection.flush()
+        } catch {
+            fail(error)
+        }
+    }
+
+    // MARK: FastCGIResponseReceiver
+
+    func backendStdout(_ data: ByteBuffer) {
+        switch responseState {
+        case .waitingForHead(var parser):
+            var data = data
+            // Park a placeholder so the parser's storage is not shared while it mutates.
+            responseState = .done
+            do {
+                switch try parser.feed(&data) {
+                case .needMoreData:
+                    responseState = .waitingForHead(parser)
+                case .head(let cgiHead, let body):
+                    responseHeadReceived(cgiHead, body: body)
+                }
+            } catch {
+                responseState = .done
+                shared.logger.error("bad response head from backend: \(error.reason)", metadata: logMetadata)
+                connection?.close()
+                connection = nil
+                fail(HTTPError(502, error.reason))
+            }
+        case .streaming:
+            writeResponseBody(data)
+        case .done:
+            return
+        }
+    }
+
+    private func responseHeadReceived(_ cgiHead: CGIResponseHead, body: ByteBuffer) {
+        if case .localRedirect(let location) = cgiHead.kind {
+            redirect(to: location)
+            return
+        }
+        let status = cgiHead.status
+        let sendBody = !isHead && status != 204 && status != 304 && !(100..<200).contains(status)
+        var keepAlive = keepAliveRequested && !frontend.willClose
+        let isHTTP10 = head.version.major == 1 && head.version.minor == 0
+        if sendBody && cgiHead.contentLength == nil && isHTTP10 {
+            // No chunked encoding in HTTP/1.0: the end of the body is the end of the connection.
+            keepAlive = false
+        }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(cgiHead.headers.count + 2)
+        for header in cgiHead.headers {
+            headers.add(name: header.name, value: header.value)
+        }
+        if !keepAlive {
+            frontend.closeAfterCurrentResponse()
+            headers.replaceOrAdd(name: "connection", value: "close")
+        } else if isHTTP10 {
+            headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        }
+        let reason = cgiHead.reason ?? HTTPResponseStatus(statusCode: status).reasonPhrase
+        let responseHead = HTTPResponseHead(
+            version: isHTTP10 ? .http1_0 : .http1_1,
+            status: HTTPResponseStatus(statusCode: status, reasonPhrase: reason),
+            headers: headers
+        )
+        frontend.write(.head(responseHead))
+        headWritten = true
+        responseState = .streaming(remaining: sendBody ? cgiHead.contentLength : 0, sendBody: sendBody)
+        if body.readableBytes > 0 {
+            writeResponseBody(body)
+        }
+    }
+
+    private func writeResponseBody(_ data: ByteBuffer) {
+        guard case .streaming(let remaining, let sendBody) = responseState, sendBody else { return }
+        var data = data
+        if let remaining {
+            // Bytes beyond the backend's own Content-Length are cut, never passed on.
+            guard remaining > 0 else { return }
+            if data.readableBytes > remaining {
+                data = data.getSlice(at: data.readerIndex, length: remaining)!
+            }
+            responseState = .streaming(remaining: remaining - data.readableBytes, sendBody: true)
+        }
+        frontend.write(.body(.byteBuffer(data)))
+        if !frontend.isWritable {
+            connection?.pauseReading()
+        }
+    }
+
+    func backendStderr(_ data: ByteBuffer) {
+        stderrLines += 1
+        if stderrLines > Self.maxStderrLinesPerRequest {
+            if stderrLines == Self.maxStderrLinesPerRequest + 1 {
+                shared.logger.warning("backend stderr: further messages of this request suppressed", metadata: logMetadata)
+            }
+            return
+        }
+        shared.logger.warning("backend stderr: \(LogEscaping.escape(data, limit: 2048))", metadata: logMetadata)
+    }
+
+    func backendReadComplete() {
+        frontend.flush()
+    }
+
+    func backendEnded(appStatus: UInt32) {
+        let connection = self.connection
+        self.connection = nil
+        if let connection {
+            if stdinEnded {
+                frontend.resources.pools[poolIndex].release(connection)
+            } else {
+                // The backend answered before taking the whole body: STDIN records still in
+                // flight would reach whatever request runs next on this connection.
+                connection.close()
+            }
+        }
+        guard !finished else { return }
+        switch responseState {
+        case .waitingForHead:
+            fail(HTTPError(502, "backend ended the request without a response head"))
+        case .streaming(let remaining, _):
+            responseState = .done
+            finished = true
+            if let remaining, remaining > 0 {
+                // Short body: the client must see a truncated response, not a clean end.
+                shared.logger.error("backend response shorter than its Content-Length by \(remaining) bytes", metadata: logMetadata)
+                frontend.abort(self)
+            } else {
+                frontend.finish(self, keepAlive: keepAliveRequested)
+            }
+        case .done:
+            return
+        }
+    }
+
+    func backendFailed(_ error: BackendError) {
+        connection = nil
+        guard !finished else { return }
+        if !headWritten {
+            if error == .closedEarly, connectionWasReused, !retried, case .none = bodyMode,
+                case .waitingForHead = responseState
+            {
+                // An idle keep-alive connection the backend had just closed: nothing reached the
+                // script, so one retry on a fresh connection is safe.
+                retried = true
+                connect()
+                return
+            }
+            shared.logger.error("backend failed: \(error)", metadata: logMetadata)
+            fail(HTTPError(error.isTimeout ? 504 : 502, error.description))
+        } else {
+            shared.logger.error("backend failed mid-response: \(error)", metadata: logMetadata)
+            finished = true
+            frontend.abort(self)
+        }
+    }
+
+    func backendWritabilityChanged(isWritable: Bool) {
+        guard isWritable, let connection else { return }
+        if case .chunked = bodyMode {
+            pumpBufferedBody(to: connection)
+        } else {
+            frontend.resumeReading()
+        }
+    }
+
+    // MARK: Front end events
+
+    func frontendWritabilityChanged(isWritable: Bool) {
+        if isWritable { connection?.resumeReading() }
+    }
+
+    /// The client connection closed under us.
+    func frontendClosed() {
+        finished = true
+        connection?.close()
+        connection = nil
+    }
+
+    /// The client's byte stream broke (parser error) mid-request.
+    func frontendFailed(_ error: HTTPError) {
+        guard !finished else { return }
+        connection?.close()
+        connection = nil
+        if headWritten {
+            finished = true
+            frontend.abort(self)
+        } else {
+            fail(error)
+        }
+    }
+
+    // MARK: Ending
+
+    private func redirect(to location: String) {
+        redirects += 1
+        guard redirects <= Self.maxRedirects else {
+            connection?.close()
+            connection = nil
+            fail(HTTPError(500, "local redirect loop"))
+            return
+        }
+        // The rest of this response is not wanted: drop the connection rather than drain it.
+        connection?.close()
+        connection = nil
+        head.method = .GET
+        head.uri = location
+        head.headers.remove(name: "content-length")
+        head.headers.remove(name: "content-type")
+        head.headers.remove(name: "transfer-encoding")
+        bodyMode = .none
+        records = nil
+        stdinEnded = false
+        retried = false
+        responseState = .waitingForHead(CGIResponseHeadParser())
+        do {
+            try dispatch()
+        } catch {
+            fail(error)
+        }
+    }
+
+    /// Answers with an error the proxy decided, if no response has started.
+    private func fail(_ error: any Error) {
+        let httpError = error as? HTTPError ?? HTTPError(500, "\(error)")
+        guard !finished else { return }
+        finished = true
+        responseState = .done
+        connection?.close()
+        connection = nil
+        if headWritten {
+            frontend.abort(self)
+            return
+        }
+        let bodyPending: Bool
+        if case .none = bodyMode { bodyPending = false } else { bodyPending = !requestEnded }
+        if httpError.closeConnection || bodyPending {
+            // An unread body would be parsed as the next request: close instead of draining.
+            frontend.closeAfterCurrentResponse()
+        }
+        if httpError.status >= 500 {
+            shared.logger.notice("\(httpError.status) for \(head.method) \(head.uri): \(httpError.reason)", metadata: logMetadata)
+        } else {
+            shared.logger.debug("\(httpError.status) for \(head.method) \(head.uri): \(httpError.reason)", metadata: logMetadata)
+        }
+        frontend.writeSimpleResponse(httpError, version: head.version, isHead: isHead)
+        headWritten = true
+        frontend.finish(self, keepAlive: keepAliveRequested)
+    }
+
+    private var logMetadata: Logger.Metadata {
+        [
+            "pool": "\(shared.pools.indices.contains(poolIndex) ? shared.pools[poolIndex].config.name : "-")",
+            "uri": "\(head.uri)",
+            "peer": "\(frontend.connectionInfo.remoteAddress)",
+        ]
+    }
+}
+
+@available(*, unavailable)
+extension Exchange: Sendable {}

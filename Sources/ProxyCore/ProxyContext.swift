@@ -1,0 +1,83 @@
+import FastCGIClient
+import Logging
+import NIOCore
+import ProxyConfig
+
+/// Everything a request needs that does not change while the daemon runs: built once from the
+/// configuration, shared read-only by every event loop.
+public struct ProxyContext: Sendable {
+    public let configuration: ProxyConfiguration
+    public let router: Router
+    public let scriptResolver: ScriptResolver
+    /// Pools in configuration order, their backend addresses resolved.
+    public let pools: [ResolvedPool]
+    public let logger: Logger
+
+    public struct ResolvedPool: Sendable {
+        public let config: PoolConfig
+        public let addresses: [SocketAddress]
+    }
+
+    public init(configuration: ProxyConfiguration, logger: Logger, scriptResolver: ScriptResolver = ScriptResolver()) throws {
+        self.configuration = configuration
+        self.router = try Router(routes: configuration.routes)
+        self.scriptResolver = scriptResolver
+        self.logger = logger
+        self.pools = try configuration.pools.map { pool in
+            ResolvedPool(config: pool, addresses: try pool.backends.map { try SocketAddress(spec: $0) })
+        }
+    }
+
+    /// Index of the pool a route names (validated by the config parser).
+    func poolIndex(named name: String) -> Int? {
+        pools.firstIndex { $0.config.name == name }
+    }
+}
+
+extension SocketAddress {
+    /// Resolves a configured address. Host names are resolved once, at start.
+    init(spec: SocketAddressSpec) throws {
+        switch spec {
+        case .tcp(let host, let port):
+            self = try SocketAddress.makeAddressResolvingHost(host, port: port)
+        case .unix(let path):
+            self = try SocketAddress(unixDomainSocketPath: path)
+        }
+    }
+}
+
+/// What one event loop owns: its connection pools. Only touched on that loop.
+final class LoopResources {
+    let eventLoop: any EventLoop
+    let pools: [FastCGIConnectionPool]
+    /// Request ids only need to be unique per connection; one counter per loop keeps them
+    /// varied, which makes a backend that mixes up ids visible.
+    private var nextRequestID: UInt16 = 0
+
+    init(context: ProxyContext, eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+        self.pools = context.pools.map { pool in
+            FastCGIConnectionPool(
+                settings: .init(
+                    backends: pool.addresses,
+                    keepalive: pool.config.keepalive,
+                    maxIdlePerBackend: pool.config.maxConns,
+                    connectTimeout: TimeAmount(pool.config.connectTimeout)
+                ),
+                eventLoop: eventLoop
+            )
+        }
+    }
+
+    func makeRequestID() -> UInt16 {
+        nextRequestID = nextRequestID == UInt16.max ? 1 : nextRequestID + 1
+        return nextRequestID
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,125 @@
+import FastCGIClient
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ProxyConfig
+
+/// The daemon's network side: event loops, listeners, and per-loop pools.
+public final class ProxyServer: Sendable {
+    public let context: ProxyContext
+    private let group: MultiThreadedEventLoopGroup
+    private let ownsGroup: Bool
+    private let resources: [NIOLoopBound<LoopResources>]
+    private let channels: NIOLockedValueBox<[any Channel]> = NIOLockedValueBox([])
+
+    /// Builds pools for every event loop; binds nothing yet.
+    public init(context: ProxyContext, group: MultiThreadedEventLoopGroup? = nil) {
+        self.context = context
+        let threads = context.configuration.server.threads ?? System.coreCount
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.ownsGroup = group == nil
+        var resources: [NIOLoopBound<LoopResources>] = []
+        for loop in self.group.makeIterator() {
+            // Created on their own loop so their futures and timers stay there.
+            let box = try! loop.submit { NIOLoopBound(LoopResources(context: context, eventLoop: loop), eventLoop: loop) }.wait()
+            resources.append(box)
+        }
+        self.resources = resources
+    }
+
+    /// Binds every `listen` address. Returns the bound addresses (port 0 becomes the real port).
+    @discardableResult
+    public func start() async throws -> [SocketAddress] {
+        var bound: [SocketAddress] = []
+        for listen in context.configuration.server.listen {
+            let channel = try await bind(listen.address)
+            channels.withLockedValue { $0.append(channel) }
+            if let address = channel.localAddress { bound.append(address) }
+            context.logger.info("listening on \(listen.address)")
+        }
+        return bound
+    }
+
+    /// Stops listening, closes the listeners, and shuts the loops down if we own them.
+    public func shutdown() async throws {
+        let channels = self.channels.withLockedValue { channels in
+            defer { channels = [] }
+            return channels
+        }
+        for channel in channels {
+            try? await channel.close()
+        }
+        if ownsGroup {
+            try await group.shutdownGracefully()
+        }
+    }
+
+    private func bind(_ address: SocketAddressSpec) async throws -> any Channel {
+        let context = self.context
+        let resources = self.resources
+        let server = context.configuration.server
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = server.maxHeaderSize
+        limits.maxHeaderFieldSize = server.maxHeaderSize
+        limits.maxHeaderFieldCount = 1000
+        let decoderLimits = limits
+        let headerTimeout = TimeAmount(server.headerTimeout)
+        let keepaliveTimeout = TimeAmount(server.keepaliveTimeout)
+
+        var bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.allowRemoteHalfClosure, value: false)
+        if case .tcp = address {
+            bootstrap = bootstrap.childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        }
+        bootstrap = bootstrap.childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                guard let loopResources = resources.first(where: { $0.eventLoop.inEventLoop }) else {
+                    throw ChannelError.ioOnClosedChannel
+                }
+                let timeouts = ConnectionTimeoutHandler(headerTimeout: headerTimeout, keepaliveTimeout: keepaliveTimeout)
+                let sync = channel.pipeline.syncOperations
+                try sync.addHandler(timeouts)
+                try sync.configureHTTPServerPipeline(
+                    withPipeliningAssistance: true,
+                    withErrorHandling: false,
+                    withDecoderLimitConfiguration: decoderLimits
+                )
+                try sync.addHandler(
+                    HTTPFrontendHandler(
+                        shared: context,
+                        resources: loopResources.value,
+                        timeouts: timeouts,
+                        connectionInfo: ConnectionInfo(channel: channel)
+                    )
+                )
+            }
+        }
+        switch address {
+        case .tcp(let host, let port):
+            return try await bootstrap.bind(host: host, port: port).get()
+        case .unix(let path):
+            return try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        }
+    }
+}
+
+extension ConnectionInfo {
+    /// Addresses of an accepted channel. Unix-socket clients show as 127.0.0.1, port 0:
+    /// PHP code expects an IP in REMOTE_ADDR.
+    init(channel: any Channel) {
+        let remote = channel.remoteAddress
+        let local = channel.localAddress
+        self.init(
+            remoteAddress: remote?.ipAddress ?? "127.0.0.1",
+            remotePort: remote?.port ?? 0,
+            localAddress: local?.ipAddress ?? "127.0.0.1",
+            localPort: local?.port ?? 0,
+            isTLS: false
+        )
+    }
+}

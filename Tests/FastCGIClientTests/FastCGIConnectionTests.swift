@@ -1,0 +1,112 @@
+import FastCGI
+import Glibc
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import FastCGIClient
+
+/// Records what a connection reports, in order.
+private final class RecordingReceiver: FastCGIResponseReceiver {
+    var events: [String] = []
+    var stdout = ByteBuffer()
+    func backendStdout(_ data: ByteBuffer) {
+        var data = data
+        stdout.writeBuffer(&data)
+        events.append("stdout")
+    }
+    func backendStderr(_ data: ByteBuffer) { events.append("stderr:\(String(buffer: data))") }
+    func backendReadComplete() { events.append("readComplete") }
+    func backendEnded(appStatus: UInt32) { events.append("ended:\(appStatus)") }
+    func backendFailed(_ error: BackendError) { events.append("failed:\(error)") }
+    func backendWritabilityChanged(isWritable: Bool) {}
+}
+
+@Suite struct FastCGIConnectionTests {
+    private func makeChannel() throws -> (EmbeddedChannel, FastCGIConnection) {
+        let connection = FastCGIConnection(backendIndex: 0)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers(ByteToMessageHandler(FastCGIRecordDecoder()), connection)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9000)).wait()
+        return (channel, connection)
+    }
+
+    @Test func forwardsStdoutSplitAcrossReadsAndEndsCleanly() throws {
+        let (channel, connection) = try makeChannel()
+        let receiver = RecordingReceiver()
+        var begin = ByteBuffer()
+        begin.writeFastCGIBeginRequest(requestID: 5, role: .responder, flags: FastCGIConstants.keepConnectionFlag)
+        connection.start(requestID: 5, records: begin, receiver: receiver, readTimeout: .seconds(30))
+        let written = try channel.readOutbound(as: ByteBuffer.self)
+        #expect(written == begin)
+
+        var response = ByteBuffer()
+        response.writeFastCGIStream(type: .stdout, requestID: 5, content: ByteBuffer(string: "Status: 200\r\n\r\nhello"))
+        response.writeFastCGIStreamEnd(type: .stdout, requestID: 5)
+        response.writeFastCGIEndRequest(requestID: 5, appStatus: 0, protocolStatus: .requestComplete)
+        // Split mid-header: the decoder must reassemble.
+        let first = response.getSlice(at: 0, length: 3)!
+        let rest = response.getSlice(at: 3, length: response.readableBytes - 3)!
+        try channel.writeInbound(first)
+        try channel.writeInbound(rest)
+        #expect(String(buffer: receiver.stdout) == "Status: 200\r\n\r\nhello")
+        #expect(receiver.events.contains("ended:0"))
+        #expect(connection.isReusable)
+        #expect(connection.requestCount == 1)
+    }
+
+    @Test func earlyCloseFailsTheRequest() throws {
+        let (channel, connection) = try makeChannel()
+        let receiver = RecordingReceiver()
+        connection.start(requestID: 1, records: ByteBuffer(), receiver: receiver, readTimeout: .seconds(30))
+        try channel.close().wait()
+        #expect(receiver.events.last == "failed:\(BackendError.closedEarly)")
+    }
+
+    @Test func wrongRequestIDClosesTheChannel() throws {
+        let (channel, connection) = try makeChannel()
+        let receiver = RecordingReceiver()
+        connection.start(requestID: 1, records: ByteBuffer(), receiver: receiver, readTimeout: .seconds(30))
+        var bad = ByteBuffer()
+        bad.writeFastCGIStream(type: .stdout, requestID: 2, content: ByteBuffer(string: "x"))
+        try channel.writeInbound(bad)
+        #expect(!channel.isActive)
+        #expect(receiver.events.last?.hasPrefix("failed:protocol violation") == true)
+        #expect(!connection.isReusable)
+    }
+
+    @Test func readTimeoutFiresWithoutBackendData() throws {
+        let (channel, connection) = try makeChannel()
+        let receiver = RecordingReceiver()
+        connection.start(requestID: 1, records: ByteBuffer(), receiver: receiver, readTimeout: .milliseconds(50))
+        // EmbeddedEventLoop runs timers only when told; real time must also pass for the
+        // deadline check (it uses NIODeadline.now()).
+        usleep(60_000)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(60))
+        #expect(receiver.events.last == "failed:\(BackendError.readTimeout)")
+        #expect(!channel.isActive)
+    }
+
+    @Test func pausedReadsAreHeldUntilResumed() throws {
+        let (channel, connection) = try makeChannel()
+        let receiver = RecordingReceiver()
+        connection.start(requestID: 1, records: ByteBuffer(), receiver: receiver, readTimeout: .seconds(30))
+        let counter = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        connection.pauseReading()
+        channel.read()
+        #expect(counter.reads == 0)
+        connection.resumeReading()
+        #expect(counter.reads == 1)
+    }
+}
+
+/// Counts `read()` calls that reach the head of the pipeline.
+private final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = NIOAny
+    var reads = 0
+    func read(context: ChannelHandlerContext) {
+        reads += 1
+        context.read()
+    }
+}
