@@ -148,6 +148,8 @@ public struct PoolConfig: Sendable, Equatable {
     public var processes: Int
     public var connectTimeout: Duration
     public var readTimeout: Duration
+    /// `env = NAME VALUE` lines, in file order: environment of spawned workers.
+    public var env: [(name: String, value: String)]
     /// Line of the `[pool:NAME]` header, for messages.
     public var line: Int
 
@@ -165,6 +167,7 @@ public struct PoolConfig: Sendable, Equatable {
         processes: Int = 1,
         connectTimeout: Duration = .seconds(2),
         readTimeout: Duration = .seconds(60),
+        env: [(name: String, value: String)] = [],
         line: Int = 0
     ) {
         self.name = name
@@ -180,7 +183,18 @@ public struct PoolConfig: Sendable, Equatable {
         self.processes = processes
         self.connectTimeout = connectTimeout
         self.readTimeout = readTimeout
+        self.env = env
         self.line = line
+    }
+
+    // Written out because tuples in `env` are not Equatable, so it cannot be synthesized.
+    public static func == (lhs: PoolConfig, rhs: PoolConfig) -> Bool {
+        lhs.name == rhs.name && lhs.backends == rhs.backends && lhs.maxConns == rhs.maxConns
+            && lhs.keepalive == rhs.keepalive && lhs.multiplex == rhs.multiplex && lhs.queueSize == rhs.queueSize
+            && lhs.queueTimeout == rhs.queueTimeout && lhs.maxFails == rhs.maxFails
+            && lhs.failTimeout == rhs.failTimeout && lhs.spawn == rhs.spawn && lhs.processes == rhs.processes
+            && lhs.connectTimeout == rhs.connectTimeout && lhs.readTimeout == rhs.readTimeout && lhs.line == rhs.line
+            && lhs.env.map(\.name) == rhs.env.map(\.name) && lhs.env.map(\.value) == rhs.env.map(\.value)
     }
 }
 

@@ -1,0 +1,89 @@
+/// Reads one `[pool:NAME]` section into a ``PoolConfig``.
+struct PoolSection {
+    private var keys: SectionKeys
+    private var config: PoolConfig
+    /// Set even when the address was invalid, so that line's error is not followed by "has no backend".
+    private var hasBackendLine = false
+
+    init(name: String, line: Int) {
+        keys = SectionKeys(label: "[pool:\(name)]")
+        config = PoolConfig(name: name, line: line)
+    }
+
+    mutating func apply(_ entry: INIEntry, _ errors: inout ConfigErrorList) {
+        switch entry.key {
+        case "backend":
+            hasBackendLine = true
+            if let address = keys.repeated(entry, &errors, ConfigValue.address) { config.backends.append(address) }
+        case "max_conns":
+            if let count = keys.single(entry, &errors, ConfigValue.positiveInt) { config.maxConns = count }
+        case "keepalive":
+            if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.keepalive = enabled }
+        case "multiplex":
+            if let mode = keys.single(entry, &errors, Self.multiplex) { config.multiplex = mode }
+        case "queue_size":
+            if let count = keys.single(entry, &errors, ConfigValue.positiveInt) { config.queueSize = count }
+        case "queue_timeout":
+            if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.queueTimeout = timeout }
+        case "max_fails":
+            if let count = keys.single(entry, &errors, ConfigValue.positiveInt) { config.maxFails = count }
+        case "fail_timeout":
+            if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.failTimeout = timeout }
+        case "spawn":
+            if let command = keys.single(entry, &errors, Self.command) { config.spawn = command }
+        case "processes":
+            if let count = keys.single(entry, &errors, ConfigValue.positiveInt) { config.processes = count }
+        case "env":
+            if let variable = keys.repeated(entry, &errors, Self.environmentVariable) { config.env.append(variable) }
+        case "connect_timeout":
+            if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.connectTimeout = timeout }
+        case "read_timeout":
+            if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.readTimeout = timeout }
+        default:
+            keys.unknown(entry, &errors)
+        }
+    }
+
+    /// The finished pool, after the checks that involve several keys.
+    func finish(_ errors: inout ConfigErrorList) -> PoolConfig {
+        // A spawned worker gets its listening socket from us, so it needs no address.
+        if !hasBackendLine && keys.line(of: "spawn") == nil {
+            errors.add(line: config.line, "pool \"\(config.name)\" has no \"backend\" (nor \"spawn\")")
+        }
+        return config
+    }
+
+    private static func multiplex(_ value: INIValue) throws(ConfigValue.ValueError) -> MultiplexMode {
+        if value.text.lowercased() == "auto" {
+            return .auto
+        }
+        do {
+            return try ConfigValue.bool(value) ? .on : .off
+        } catch {
+            throw ConfigValue.ValueError("auto, on or off")
+        }
+    }
+
+    /// Split on whitespace; quotes keep an argument with spaces together.
+    private static func command(_ value: INIValue) throws(ConfigValue.ValueError) -> [String] {
+        guard let program = value.words.first, !program.isEmpty else {
+            throw ConfigValue.ValueError("a command line (program and arguments)")
+        }
+        return value.words
+    }
+
+    private static func environmentVariable(
+        _ value: INIValue
+    ) throws(ConfigValue.ValueError) -> (name: String, value: String) {
+        try ConfigValue.namedValue(
+            value,
+            validName: isEnvironmentName,
+            nameRule: "letters, digits and \"_\", not starting with a digit"
+        )
+    }
+
+    private static func isEnvironmentName(_ name: String) -> Bool {
+        guard let first = name.first, !first.isNumber else { return false }
+        return name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
+    }
+}

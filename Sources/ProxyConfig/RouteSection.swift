@@ -1,0 +1,155 @@
+/// Reads one `[route:NAME]` section into a ``RouteConfig``.
+struct RouteSection {
+    private var keys: SectionKeys
+    private var config: RouteConfig
+
+    init(name: String, line: Int) {
+        keys = SectionKeys(label: "[route:\(name)]")
+        config = RouteConfig(name: name, pool: "", root: "", line: line)
+    }
+
+    mutating func apply(_ entry: INIEntry, _ errors: inout ConfigErrorList) {
+        switch entry.key {
+        case "match":
+            if let match = keys.single(entry, &errors, Self.match) { config.match = match }
+        case "host":
+            if let hosts = keys.repeated(entry, &errors, Self.hosts) { config.hosts += hosts }
+        case "pool":
+            if let pool = keys.single(entry, &errors, Self.poolName) { config.pool = pool }
+        case "root":
+            if let root = keys.single(entry, &errors, Self.root) { config.root = root }
+        case "index":
+            if let index = keys.single(entry, &errors, Self.index) { config.index = index }
+        case "split_path":
+            if let suffix = keys.single(entry, &errors, Self.splitPath) { config.splitPath = suffix }
+        case "script":
+            if let script = keys.single(entry, &errors, ConfigValue.absolutePath) { config.script = script }
+        case "param":
+            if let param = keys.repeated(entry, &errors, Self.param) { config.params.append(param) }
+        default:
+            keys.unknown(entry, &errors)
+        }
+    }
+
+    /// The finished route, checked against the pools the file defines.
+    func finish(pools: Set<String>, _ errors: inout ConfigErrorList) -> RouteConfig {
+        if let line = keys.line(of: "pool") {
+            // An empty name means the value itself was invalid, which is already reported.
+            if !config.pool.isEmpty && !pools.contains(config.pool) {
+                errors.add(line: line, "pool \"\(config.pool)\" used by [route:\(config.name)] is not defined")
+            }
+        } else {
+            errors.add(line: config.line, "route \"\(config.name)\" has no \"pool\"")
+        }
+        if keys.line(of: "root") == nil {
+            // Even a front controller (`script`) needs it: it becomes DOCUMENT_ROOT.
+            errors.add(line: config.line, "route \"\(config.name)\" has no \"root\" (needed for DOCUMENT_ROOT)")
+        }
+        return config
+    }
+
+    /// `/prefix`, `= /exact` or `~ REGEX`.
+    private static func match(_ value: INIValue) throws(ConfigValue.ValueError) -> RouteMatch {
+        let text = value.text
+        if text.first == "~" {
+            let pattern = String(text.dropFirst().trimmingWhitespace())
+            guard !pattern.isEmpty else {
+                throw ConfigValue.ValueError("a regular expression after \"~\"")
+            }
+            do {
+                _ = try Regex(pattern)
+            } catch {
+                throw ConfigValue.ValueError("a valid regular expression after \"~\" (\(error))")
+            }
+            return .regex(pattern)
+        }
+        if text.first == "=" {
+            let path = String(text.dropFirst().trimmingWhitespace())
+            guard path.first == "/" else {
+                throw ConfigValue.ValueError("a path starting with \"/\" after \"=\"")
+            }
+            return .exact(path)
+        }
+        guard text.first == "/" else {
+            throw ConfigValue.ValueError("/prefix, \"= /exact\" or \"~ REGEX\"")
+        }
+        return .prefix(text)
+    }
+
+    /// One or more host names, compared later against the request's Host without its port.
+    private static func hosts(_ value: INIValue) throws(ConfigValue.ValueError) -> [String] {
+        guard !value.words.isEmpty else {
+            throw ConfigValue.ValueError("one or more host names")
+        }
+        var hosts: [String] = []
+        for word in value.words {
+            hosts.append(try host(word.lowercased()))
+        }
+        return hosts
+    }
+
+    private static func host(_ text: String) throws(ConfigValue.ValueError) -> String {
+        let expected = ConfigValue.ValueError("host names (optionally with :port, which is ignored)")
+        if text.first == "[" {
+            // IPv6 literal: the Host header keeps the brackets, so the route does too.
+            guard let close = text.firstIndex(of: "]") else { throw expected }
+            let literal = text[...close]
+            let port = text[text.index(after: close)...]
+            guard literal.count > 2, port.isEmpty || Self.isPort(port) else { throw expected }
+            return String(literal)
+        }
+        var name = Substring(text)
+        if let colon = text.lastIndex(of: ":") {
+            guard Self.isPort(text[colon...]) else { throw expected }
+            name = text[..<colon]
+        }
+        guard !name.isEmpty, name.allSatisfy(ConfigValue.isHostCharacter) else { throw expected }
+        return String(name)
+    }
+
+    /// `:digits`
+    private static func isPort(_ text: Substring) -> Bool {
+        text.first == ":" && ConfigValue.decimal(text.dropFirst()) != nil
+    }
+
+    private static func poolName(_ value: INIValue) throws(ConfigValue.ValueError) -> String {
+        guard SectionName.isValid(value.text) else {
+            throw ConfigValue.ValueError("a pool name (letters, digits, \"-\", \"_\", \".\")")
+        }
+        return value.text
+    }
+
+    /// Absolute; a trailing slash is dropped so `root + script path` never doubles it.
+    private static func root(_ value: INIValue) throws(ConfigValue.ValueError) -> String {
+        var path = Substring(try ConfigValue.absolutePath(value))
+        while path.count > 1 && path.last == "/" {
+            path = path.dropLast()
+        }
+        return String(path)
+    }
+
+    private static func index(_ value: INIValue) throws(ConfigValue.ValueError) -> String {
+        let name = value.text
+        guard !name.isEmpty, name.first != "/" else {
+            throw ConfigValue.ValueError("a script name relative to the directory (e.g. index.php)")
+        }
+        return name
+    }
+
+    private static func splitPath(_ value: INIValue) throws(ConfigValue.ValueError) -> String {
+        let suffix = value.text
+        guard suffix.count > 1, suffix.first == ".", !suffix.contains("/"), !suffix.contains(where: \.isWhitespace)
+        else {
+            throw ConfigValue.ValueError("an extension starting with \".\" (e.g. .php)")
+        }
+        return suffix
+    }
+
+    private static func param(_ value: INIValue) throws(ConfigValue.ValueError) -> (name: String, value: String) {
+        try ConfigValue.namedValue(value, validName: isParamName, nameRule: "letters, digits and \"_\"")
+    }
+
+    private static func isParamName(_ name: String) -> Bool {
+        !name.isEmpty && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
+    }
+}

@@ -1,0 +1,64 @@
+import ProxyConfig
+import Testing
+
+/// The shipped `config/fcgiproxy.ini` must stay valid and mean what its comments say.
+@Suite struct ExampleFileTests {
+    /// `<package>/config/fcgiproxy.ini`, found from this file's path: Tests/ProxyConfigTests/<file>.
+    static let examplePath: String = {
+        var components = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        components.removeLast(3)
+        return (components + ["config", "fcgiproxy.ini"]).joined(separator: "/")
+    }()
+
+    @Test func exampleFileLoads() throws {
+        let config = try ConfigParser.load(path: Self.examplePath)
+        #expect(config.sourceName == Self.examplePath)
+        #expect(config.server.listen == [ListenConfig(address: .tcp(host: "127.0.0.1", port: 8080))])
+        #expect(config.server.http2 == false)
+        #expect(config.pools.map(\.name) == ["php"])
+        #expect(config.pool(named: "php")?.backends == [.unix(path: "/run/php/php8.2-fpm.sock")])
+        #expect(config.routes.map(\.name) == ["api", "php"])
+        let api = try #require(config.routes.first)
+        #expect(api.script == "/var/www/app/public/index.php")
+        #expect(api.root == "/var/www/app/public")
+        #expect(api.params.map(\.value) == ["production", "Example; API"])
+        #expect(api.hosts == ["example.com", "www.example.com"])
+        #expect(api.match == .prefix("/api/"))
+        let php = try #require(config.routes.last)
+        #expect(php.match == .prefix("/"))
+        #expect(php.root == "/var/www/html")
+        #expect(php.script == nil)
+    }
+
+    @Test func exampleDefaultsMatchTheTypes() throws {
+        // The example spells out every default; they must be the ones the types really use.
+        let config = try ConfigParser.load(path: Self.examplePath)
+        #expect(config.server == ServerConfig())
+        var expectedPool = PoolConfig(name: "php", backends: [.unix(path: "/run/php/php8.2-fpm.sock")])
+        expectedPool.line = try #require(config.pools.first).line
+        #expect(config.pools.first == expectedPool)
+    }
+
+    @Test func missingFileIsALineZeroError() {
+        let path = "/nonexistent/fcgiproxy-\(UInt64.random(in: 0...UInt64.max)).ini"
+        do {
+            _ = try ConfigParser.load(path: path)
+            Issue.record("loading a missing file succeeded")
+        } catch {
+            #expect(error.errors.count == 1)
+            #expect(error.errors.first?.line == 0)
+            #expect(error.errors.first?.file == path)
+            #expect(error.description.hasPrefix("\(path): cannot open: "), "\(error)")
+        }
+    }
+
+    @Test func directoryIsALineZeroError() {
+        do {
+            _ = try ConfigParser.load(path: "/")
+            Issue.record("loading a directory succeeded")
+        } catch {
+            #expect(error.errors.map(\.line) == [0])
+            #expect(error.description.hasPrefix("/: cannot read: "), "\(error)")
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import ProxyConfig
+import Testing
+
+@Suite struct RouteKeyTests {
+    @Test func everyRouteKey() throws {
+        let config = try #require(
+            parseValid(
+                minimalPool + """
+
+                    [route:app]
+                    match = /app/
+                    host = Example.COM:8080
+                    host = www.example.com api.example.com
+                    pool = php
+                    root = /var/www/app/
+                    index = start.php
+                    split_path = .php5
+                    script = /var/www/app/front.php
+                    param = APP_ENV production
+                    param = APP_NAME "a;b"
+                    param = EMPTY
+                    param = SPACED  two  words
+                    """
+            )
+        )
+        let route = try #require(config.routes.first)
+        #expect(route.name == "app")
+        #expect(route.line == 3)
+        #expect(route.match == .prefix("/app/"))
+        #expect(route.hosts == ["example.com", "www.example.com", "api.example.com"])
+        #expect(route.pool == "php")
+        #expect(route.root == "/var/www/app")
+        #expect(route.index == "start.php")
+        #expect(route.splitPath == ".php5")
+        #expect(route.script == "/var/www/app/front.php")
+        #expect(route.params.map(\.name) == ["APP_ENV", "APP_NAME", "EMPTY", "SPACED"])
+        #expect(route.params.map(\.value) == ["production", "a;b", "", "two  words"])
+    }
+
+    @Test(arguments: [
+        ("/", RouteMatch.prefix("/")),
+        ("/static/", .prefix("/static/")),
+        ("= /health", .exact("/health")),
+        ("=/health", .exact("/health")),
+        ("~ \\.php$", .regex("\\.php$")),
+        ("~ ^/(a|b)/[0-9]+$", .regex("^/(a|b)/[0-9]+$")),
+        ("\"~ ^/x #y\"", .regex("^/x #y")),
+    ])
+    func matchForms(text: String, expected: RouteMatch) {
+        #expect(parseRoute("match = \(text)")?.match == expected)
+    }
+
+    @Test(arguments: [
+        ("match = static/", "expected /prefix, \"= /exact\" or \"~ REGEX\""),
+        ("match = = health", "expected a path starting with \"/\" after \"=\""),
+        ("match = ~ (unclosed", "expected a valid regular expression after \"~\""),
+        ("match = ~", "expected a regular expression after \"~\""),
+        ("script = index.php", "expected an absolute path"),
+        ("split_path = php", "expected an extension starting with \".\""),
+        ("split_path = .", "expected an extension starting with \".\""),
+        ("index = /index.php", "expected a script name relative to the directory"),
+        ("param = BAD-NAME x", "expected NAME VALUE, NAME made of letters, digits and \"_\""),
+        ("param = ", "expected NAME VALUE"),
+        ("host = exa mple.com/x", "expected host names"),
+        ("host = example.com:http", "expected host names"),
+    ])
+    func badRouteValues(line: String, expected: String) {
+        let key = String(line.prefix { $0 != " " })
+        let errors = parseErrors(minimalPool + "\n[route:r]\npool = php\nroot = /srv\n\(line)\n")
+        #expect(errors.count == 1, "\(errors)")
+        #expect(errors.first?.line == 6)
+        #expect(errors.first?.message.contains("for \"\(key)\" in [route:r]: \(expected)") == true, "\(errors)")
+    }
+
+    @Test func relativeRootIsABadValueNotAMissingRoot() {
+        expectOneError(
+            minimalPool + "\n[route:r]\npool = php\nroot = var/www\n",
+            line: 5,
+            startingWith: "invalid value \"var/www\" for \"root\" in [route:r]: expected an absolute path"
+        )
+    }
+
+    @Test func rootKeepsASingleSlash() {
+        #expect(parseRoute("")?.root == "/srv")
+        let config = parseValid(minimalPool + "\n[route:r]\npool = php\nroot = /\n")
+        #expect(config?.routes.first?.root == "/")
+        let trailing = parseValid(minimalPool + "\n[route:r]\npool = php\nroot = /var/www//\n")
+        #expect(trailing?.routes.first?.root == "/var/www")
+    }
+
+    @Test func hostsAreLowercasedWithoutPort() {
+        #expect(parseRoute("host = WWW.Example.org:443")?.hosts == ["www.example.org"])
+        #expect(parseRoute("host = [::1]:8080\nhost = [FE80::1]")?.hosts == ["[::1]", "[fe80::1]"])
+    }
+
+    @Test func routesKeepFileOrder() {
+        let names = ["zeta", "alpha", "mid.dle", "b-2", "a_1"]
+        let text = minimalPool + names.map { "\n[route:\($0)]\npool = php\nroot = /srv\n" }.joined()
+        let routes = parseValid(text)?.routes
+        #expect(routes?.map(\.name) == names)
+        #expect(routes?.map(\.line) == [3, 7, 11, 15, 19])
+    }
+
+    @Test func scriptStillNeedsRoot() {
+        expectOneError(
+            minimalPool + "\n[route:front]\npool = php\nscript = /srv/index.php\n",
+            line: 3,
+            startingWith: "route \"front\" has no \"root\""
+        )
+    }
+
+    @Test func routeWithoutPool() {
+        expectOneError(
+            minimalPool + "\n[route:lost]\nroot = /srv\n",
+            line: 3,
+            startingWith: "route \"lost\" has no \"pool\""
+        )
+    }
+
+    @Test func routeNamingAMissingPool() {
+        expectOneError(
+            minimalPool + "\n[route:r]\nroot = /srv\npool = python\n",
+            line: 5,
+            startingWith: "pool \"python\" used by [route:r] is not defined"
+        )
+    }
+
+    @Test func poolMayBeDefinedAfterTheRoute() {
+        let config = parseValid("[route:r]\npool = php\nroot = /srv\n" + minimalPool)
+        #expect(config?.routes.first?.pool == "php")
+    }
+}
