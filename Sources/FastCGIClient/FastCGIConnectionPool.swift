@@ -39,21 +39,25 @@ public final class FastCGIConnectionPool {
     /// Idle connections right now (for tests and metrics).
     public var idleCount: Int { idle.reduce(0) { $0 + $1.count } }
 
-    /// Hands out an idle connection, or connects a new one.
+    /// Hands out an idle connection, or connects a new one, and calls `completion` on this loop.
     ///
-    /// - Returns: the connection and whether it was reused (a reused one may turn out to have
-    ///   been closed by the backend in the meantime, which makes a retry safe).
-    public func lease() -> EventLoopFuture<(connection: FastCGIConnection, reused: Bool)> {
+    /// `reused` tells whether the connection carried earlier requests: such a one may turn out to
+    /// have been closed by the backend meanwhile, which makes a retry of a body-less request safe.
+    /// A callback rather than a future: the idle path then allocates nothing.
+    public func lease(_ completion: @escaping (Result<(connection: FastCGIConnection, reused: Bool), BackendError>) -> Void) {
         eventLoop.preconditionInEventLoop()
         let index = nextBackend
         nextBackend = (nextBackend + 1) % settings.backends.count
         // Most recently used first: it is the one least likely to have been closed meanwhile.
         while let connection = idle[index].popLast() {
             if connection.isReusable {
-                return eventLoop.makeSucceededFuture((connection, true))
+                completion(.success((connection, true)))
+                return
             }
         }
-        return connect(backendIndex: index).map { ($0, false) }
+        connect(backendIndex: index) { result in
+            completion(result.map { ($0, false) })
+        }
     }
 
     /// Gives a connection back after END_REQUEST. Unusable ones are closed.
@@ -75,7 +79,7 @@ public final class FastCGIConnectionPool {
         for connection in all { connection.close() }
     }
 
-    private func connect(backendIndex: Int) -> EventLoopFuture<FastCGIConnection> {
+    private func connect(backendIndex: Int, _ completion: @escaping (Result<FastCGIConnection, BackendError>) -> Void) {
         let address = settings.backends[backendIndex]
         var bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(settings.connectTimeout)
         if case .unixDomainSocket = address {
@@ -84,26 +88,33 @@ public final class FastCGIConnectionPool {
             bootstrap = bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
         }
         bootstrap = bootstrap.channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let connection = FastCGIConnection(backendIndex: backendIndex)
-                    try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(FastCGIRecordDecoder(), maximumBufferSize: 1 << 20),
-                        connection
-                    )
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandlers(
+                    ByteToMessageHandler(FastCGIRecordDecoder(), maximumBufferSize: 1 << 20),
+                    FastCGIConnection(backendIndex: backendIndex)
+                )
+            }
+        }
+        bootstrap.connect(to: address).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                do {
+                    let connection = try channel.pipeline.syncOperations.handler(type: FastCGIConnection.self)
+                    connection.onClose = { [weak self] closed in
+                        self?.forget(closed)
+                    }
+                    completion(.success(connection))
+                } catch {
+                    channel.close(promise: nil)
+                    completion(.failure(.connectFailed("\(address): \(error)")))
+                }
+            case .failure(let error):
+                if let channelError = error as? ChannelError, case .connectTimeout = channelError {
+                    completion(.failure(.connectTimeout))
+                } else {
+                    completion(.failure(.connectFailed("\(address): \(error)")))
                 }
             }
-        let pool = NIOLoopBound(self, eventLoop: eventLoop)
-        return bootstrap.connect(to: address).flatMapThrowing { channel in
-            let connection = try channel.pipeline.syncOperations.handler(type: FastCGIConnection.self)
-            connection.onClose = { closed in
-                pool.value.forget(closed)
-            }
-            return connection
-        }.flatMapErrorThrowing { error in
-            if let channelError = error as? ChannelError, case .connectTimeout = channelError {
-                throw BackendError.connectTimeout
-            }
-            throw BackendError.connectFailed("\(address): \(error)")
         }
     }
 

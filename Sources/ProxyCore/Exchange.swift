@@ -52,6 +52,9 @@ final class Exchange: FastCGIResponseReceiver {
     /// Nothing more goes to the client: the response ended or the connection is gone.
     private var finished = false
     private var stderrLines = 0
+    /// For the access log.
+    private var responseStatus = 0
+    private var bytesSent = 0
 
     private var shared: ProxyContext { frontend.shared }
     private var server: ServerConfig { frontend.shared.configuration.server }
@@ -256,12 +259,12 @@ final class Exchange: FastCGIResponseReceiver {
 
     private func connect() {
         let pool = frontend.resources.pools[poolIndex]
-        pool.lease().assumeIsolated().whenComplete { result in
+        pool.lease { result in
             switch result {
             case .success(let (connection, reused)):
                 self.connected(connection, reused: reused, pool: pool)
             case .failure(let error):
-                self.backendFailed(error as? BackendError ?? .connectFailed("\(error)"))
+                self.backendFailed(error)
             }
         }
     }
@@ -387,6 +390,7 @@ final class Exchange: FastCGIResponseReceiver {
         )
         frontend.write(.head(responseHead))
         headWritten = true
+        responseStatus = status
         responseState = .streaming(remaining: sendBody ? cgiHead.contentLength : 0, sendBody: sendBody)
         if body.readableBytes > 0 {
             writeResponseBody(body)
@@ -404,6 +408,7 @@ final class Exchange: FastCGIResponseReceiver {
             }
             responseState = .streaming(remaining: remaining - data.readableBytes, sendBody: true)
         }
+        bytesSent += data.readableBytes
         frontend.write(.body(.byteBuffer(data)))
         if !frontend.isWritable {
             connection?.pauseReading()
@@ -444,6 +449,7 @@ final class Exchange: FastCGIResponseReceiver {
         case .streaming(let remaining, _):
             responseState = .done
             finished = true
+            logAccess()
             if let remaining, remaining > 0 {
                 // Short body: the client must see a truncated response, not a clean end.
                 shared.logger.error("backend response shorter than its Content-Length by \(remaining) bytes", metadata: logMetadata)
@@ -474,6 +480,7 @@ final class Exchange: FastCGIResponseReceiver {
         } else {
             shared.logger.error("backend failed mid-response: \(error)", metadata: logMetadata)
             finished = true
+            logAccess()
             frontend.abort(self)
         }
     }
@@ -495,7 +502,11 @@ final class Exchange: FastCGIResponseReceiver {
 
     /// The client connection closed under us.
     func frontendClosed() {
+        guard !finished else { return }
         finished = true
+        // nginx's 499: the client closed the connection before the response was complete.
+        if responseStatus == 0 { responseStatus = 499 }
+        logAccess()
         connection?.close()
         connection = nil
     }
@@ -507,6 +518,7 @@ final class Exchange: FastCGIResponseReceiver {
         connection = nil
         if headWritten {
             finished = true
+            logAccess()
             frontend.abort(self)
         } else {
             fail(error)
@@ -552,6 +564,7 @@ final class Exchange: FastCGIResponseReceiver {
         connection?.close()
         connection = nil
         if headWritten {
+            logAccess()
             frontend.abort(self)
             return
         }
@@ -568,7 +581,18 @@ final class Exchange: FastCGIResponseReceiver {
         }
         frontend.writeSimpleResponse(httpError, version: head.version, isHead: isHead)
         headWritten = true
+        responseStatus = httpError.status
+        logAccess()
         frontend.finish(self, keepAlive: keepAliveRequested)
+    }
+
+    private func logAccess() {
+        shared.accessLog?.log(
+            remoteAddress: frontend.connectionInfo.remoteAddress,
+            head: head,
+            status: responseStatus,
+            bytesSent: bytesSent
+        )
     }
 
     private var logMetadata: Logger.Metadata {

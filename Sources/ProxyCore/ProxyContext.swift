@@ -12,6 +12,8 @@ public struct ProxyContext: Sendable {
     /// Pools in configuration order, their backend addresses resolved.
     public let pools: [ResolvedPool]
     public let logger: Logger
+    /// nil when `access_log = off`.
+    public let accessLog: AccessLog?
 
     public struct ResolvedPool: Sendable {
         public let config: PoolConfig
@@ -23,6 +25,7 @@ public struct ProxyContext: Sendable {
         self.router = try Router(routes: configuration.routes)
         self.scriptResolver = scriptResolver
         self.logger = logger
+        self.accessLog = try AccessLog(target: configuration.server.accessLog)
         self.pools = try configuration.pools.map { pool in
             ResolvedPool(config: pool, addresses: try pool.backends.map { try SocketAddress(spec: $0) })
         }
