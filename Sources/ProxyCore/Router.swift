@@ -1,0 +1,147 @@
+import ProxyConfig
+
+/// Picks the route for a request: the first `[route:*]` in file order whose `match` fits the
+/// normalized path and whose `host` list (if any) contains the request's host.
+///
+/// Regular expressions are compiled once here, so a bad pattern fails at startup/reload and
+/// never on a request.
+public struct Router: Sendable {
+    /// A `match = ~ REGEX` that Swift Regex cannot compile.
+    public struct InvalidPattern: Error, Sendable, Equatable, CustomStringConvertible {
+        /// `[route:NAME]` of the offending route.
+        public var routeName: String
+        /// Line of the route's section header.
+        public var line: Int
+        /// The pattern as written after `~`.
+        public var pattern: String
+        /// The compiler's message.
+        public var message: String
+
+        /// `route NAME (line N): invalid regex …`, for the config check output.
+        public var description: String {
+            "route \(routeName) (line \(line)): invalid regex \(pattern): \(message)"
+        }
+    }
+
+    private enum Matcher: Sendable {
+        case prefix(String)
+        case exact(String)
+        case regex(CompiledRegex)
+    }
+
+    private struct Entry: Sendable {
+        var route: RouteConfig
+        var matcher: Matcher
+    }
+
+    private let entries: [Entry]
+
+    /// Compiles every route's matcher; throws for the first regex that does not compile.
+    public init(routes: [RouteConfig]) throws(InvalidPattern) {
+        var entries: [Entry] = []
+        entries.reserveCapacity(routes.count)
+        for route in routes {
+            let matcher: Matcher
+            switch route.match {
+            case .prefix(let prefix):
+                matcher = .prefix(prefix)
+            case .exact(let path):
+                matcher = .exact(path)
+            case .regex(let pattern):
+                do {
+                    matcher = .regex(try CompiledRegex(pattern))
+                } catch {
+                    throw InvalidPattern(
+                        routeName: route.name, line: route.line, pattern: pattern, message: "\(error)")
+                }
+            }
+            entries.append(Entry(route: route, matcher: matcher))
+        }
+        self.entries = entries
+    }
+
+    /// The first route whose match fits `path` (already normalized by ``RequestPath``) and whose
+    /// host list is empty or contains `host` (a `Host` value: case and port do not matter).
+    public func route(path: String, host: String?) -> RouteConfig? {
+        // Normalized lazily: most configurations have no host lists at all.
+        var normalized: String?
+        for entry in entries {
+            guard Self.matches(entry.matcher, path: path) else {
+                continue
+            }
+            if entry.route.hosts.isEmpty {
+                return entry.route
+            }
+            guard let host else {
+                continue
+            }
+            if normalized == nil {
+                normalized = Self.normalizedHost(host)
+            }
+            if let normalized, Self.hostList(entry.route.hosts, contains: normalized) {
+                return entry.route
+            }
+        }
+        return nil
+    }
+
+    private static func matches(_ matcher: Matcher, path: String) -> Bool {
+        switch matcher {
+        case .prefix(let prefix): path.hasPrefix(prefix)
+        case .exact(let exact): path == exact
+        case .regex(let regex): regex.matches(path)
+        }
+    }
+
+    /// Lowercased, without port and without a trailing dot (`Example.COM.:8080` → `example.com`);
+    /// an IPv6 literal keeps its brackets (`[::1]:80` → `[::1]`).
+    public static func normalizedHost(_ host: String) -> String {
+        var name: Substring
+        if host.hasPrefix("[") {
+            if let close = host.firstIndex(of: "]") {
+                name = host[...close]
+            } else {
+                name = host[...]
+            }
+        } else if let colon = host.lastIndex(of: ":") {
+            name = host[..<colon]
+        } else {
+            name = host[...]
+        }
+        if name.hasSuffix(".") {
+            name = name.dropLast()
+        }
+        return name.lowercased()
+    }
+
+    /// Config hosts are written lowercased without port; an IPv6 literal may be written with or
+    /// without brackets, so both spellings are accepted.
+    private static func hostList(_ hosts: [String], contains host: String) -> Bool {
+        if hosts.contains(host) {
+            return true
+        }
+        if host.hasPrefix("["), host.hasSuffix("]") {
+            return hosts.contains(String(host.dropFirst().dropLast()))
+        }
+        return false
+    }
+}
+
+/// A compiled route regex.
+///
+/// `Regex` is not `Sendable`. This is safe to share across event loops because the value is
+/// immutable after `init` and matching only reads it; the one lazily built part (the lowered
+/// program) is forced here by a first match, so no thread ever builds it concurrently.
+private final class CompiledRegex: @unchecked Sendable {
+    private let regex: Regex<AnyRegexOutput>
+
+    init(_ pattern: String) throws {
+        self.regex = try Regex(pattern)
+        _ = "".contains(self.regex)
+    }
+
+    /// Searched anywhere in the path unless the pattern is anchored (like nginx `location ~`).
+    func matches(_ path: String) -> Bool {
+        path.contains(regex)
+    }
+}

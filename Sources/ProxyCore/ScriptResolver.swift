@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ProxyConfig
+
+/// Where a request's script lives, in the four CGI variables that say so.
+public struct ResolvedScript: Sendable, Equatable {
+    /// Absolute file name of the script (SCRIPT_FILENAME).
+    public var scriptFilename: String
+    /// The script's URL path (SCRIPT_NAME).
+    public var scriptName: String
+    /// The rest of the request path after the script (PATH_INFO); may be empty.
+    public var pathInfo: String
+    /// The route's root (DOCUMENT_ROOT).
+    public var documentRoot: String
+
+    /// Memberwise.
+    public init(scriptFilename: String, scriptName: String, pathInfo: String, documentRoot: String) {
+        self.scriptFilename = scriptFilename
+        self.scriptName = scriptName
+        self.pathInfo = pathInfo
+        self.documentRoot = documentRoot
+    }
+}
+
+/// Maps a normalized request path to the script a route runs.
+///
+/// The split is the security-relevant part: the script is the path up to the FIRST
+/// `split_path` that ends a segment, and it must exist as a regular file. The proxy never walks
+/// back to a shorter existing file (what PHP's `cgi.fix_pathinfo=1` does), so
+/// `/uploads/a.jpg/x.php` is a 404 and never runs `a.jpg`.
+public struct ScriptResolver: Sendable {
+    private let isRegularFile: @Sendable (String) -> Bool
+
+    /// `isRegularFile` is injected for tests; the default uses stat(2) + S_ISREG.
+    public init(isRegularFile: @escaping @Sendable (String) -> Bool = ScriptResolver.statRegularFile) {
+        self.isRegularFile = isRegularFile
+    }
+
+    /// Whether `path` names a regular file, following symlinks (as PHP-FPM will when it opens it).
+    public static func statRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            return false
+        }
+        return info.st_mode & S_IFMT == S_IFREG
+    }
+
+    /// Resolves the script for `path` (already normalized by ``RequestPath``).
+    ///
+    /// - Front controller (`route.script` set): SCRIPT_FILENAME is that script; SCRIPT_NAME is its
+    ///   path relative to the root when it lies inside the root, else `/` + its base name;
+    ///   PATH_INFO is the whole request path. The script is not stat'ed per request: it is fixed
+    ///   configuration, and PHP-FPM answers 404 itself if it is missing.
+    /// - Otherwise the script part ends right after the first `split_path` followed by `/` or the
+    ///   end of the path; when there is no such place and the path ends in `/`, `route.index` is
+    ///   appended and the split tried again (still none → 404). The script must be a regular
+    ///   file under the root (else 404). An empty `split_path` makes the whole path the script
+    ///   (with the index appended to a path ending in `/`).
+    public func resolve(path: String, route: RouteConfig) throws(HTTPError) -> ResolvedScript {
+        if let script = route.script {
+            return ResolvedScript(
+                scriptFilename: script,
+                scriptName: Self.scriptName(ofFrontController: script, root: route.root),
+                pathInfo: path,
+                documentRoot: route.root
+            )
+        }
+
+        // The split comes first so PATH_INFO only ever holds what the client sent: "/a.php/" is
+        // a.php with PATH_INFO "/", not a.php with PATH_INFO "/index.php".
+        var fullPath = path
+        var found = Self.endOfScript(in: fullPath, splitPath: route.splitPath)
+        if found == nil && fullPath.hasSuffix("/") {
+            fullPath += route.index
+            found = Self.endOfScript(in: fullPath, splitPath: route.splitPath)
+        }
+        guard let scriptEnd = found else {
+            throw HTTPError(404, "no \(route.splitPath) script in path")
+        }
+        let scriptName = String(fullPath[..<scriptEnd])
+        let scriptFilename = Self.join(root: route.root, path: scriptName)
+        guard isRegularFile(scriptFilename) else {
+            throw HTTPError(404, "script is not a regular file: \(scriptFilename)")
+        }
+        return ResolvedScript(
+            scriptFilename: scriptFilename,
+            scriptName: scriptName,
+            pathInfo: String(fullPath[scriptEnd...]),
+            documentRoot: route.root
+        )
+    }
+
+    /// The index just after the first `splitPath` that is followed by `/` or the end.
+    private static func endOfScript(in path: String, splitPath: String) -> String.Index? {
+        if splitPath.isEmpty {
+            // No extension to split on: the whole path is the script, a directory is not.
+            return path.hasSuffix("/") ? nil : path.endIndex
+        }
+        var searchStart = path.startIndex
+        while let found = path[searchStart...].firstRange(of: splitPath) {
+            if found.upperBound == path.endIndex || path[found.upperBound] == "/" {
+                return found.upperBound
+            }
+            searchStart = path.index(after: found.lowerBound)
+        }
+        return nil
+    }
+
+    /// `path` always starts with "/"; a root of "/" must not produce "//".
+    private static func join(root: String, path: String) -> String {
+        root.hasSuffix("/") ? root + path.dropFirst() : root + path
+    }
+
+    private static func scriptName(ofFrontController script: String, root: String) -> String {
+        let rootWithSlash = root.hasSuffix("/") ? root : root + "/"
+        if script.hasPrefix(rootWithSlash) {
+            return "/" + script.dropFirst(rootWithSlash.count)
+        }
+        let baseName = script.lastIndex(of: "/").map { script[script.index(after: $0)...] } ?? script[...]
+        return "/" + baseName
+    }
+}
