@@ -192,11 +192,6 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
         switch error {
         case .headerOverflow:
             return 431
-        case .invalidTransferEncoding:
-            // An unknown coding (not ending in chunked) is unsupported rather than malformed.
-            return 501
-        case .invalidMethod:
-            return 501
         default:
             return 400
         }

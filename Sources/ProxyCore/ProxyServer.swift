@@ -87,6 +87,7 @@ public final class ProxyServer: Sendable {
                 try sync.configureHTTPServerPipeline(
                     withPipeliningAssistance: true,
                     withErrorHandling: false,
+                    withEncoderConfiguration: .init(),
                     withDecoderLimitConfiguration: decoderLimits
                 )
                 try sync.addHandler(

@@ -90,7 +90,9 @@ struct FCGIProxyCommand: AsyncParsableCommand {
 
 private struct StandardError: TextOutputStream {
     mutating func write(_ string: String) {
-        fputs(string, Glibc.stderr)
+        string.withCString { pointer in
+            _ = Glibc.write(STDERR_FILENO, pointer, strlen(pointer))
+        }
     }
 }
 
