@@ -113,6 +113,10 @@ public final class FastCGIConnection: ChannelDuplexHandler {
             readTimer = nil
             let receiver = self.receiver
             self.receiver = nil
+            // The pause belonged to that request's client (END_REQUEST can arrive in the same
+            // read burst that made it pause): an idle connection must keep reading to notice
+            // the backend closing it.
+            resumeReading()
             receiver?.backendEnded(appStatus: appStatus)
         case .failAndClose(let error):
             failAndClose(context: context, error)

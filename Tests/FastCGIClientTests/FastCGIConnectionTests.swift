@@ -101,6 +101,28 @@ private final class RecordingReceiver: FastCGIResponseReceiver {
     }
 }
 
+extension FastCGIConnectionTests {
+    /// A pause set in the read burst that also carried END_REQUEST must not outlive the request:
+    /// the next request on the reused connection would never be read.
+    @Test func endOfRequestLiftsAPauseLeftByItsClient() throws {
+        let (channel, connection) = try makeChannel()
+        let counter = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        let receiver = RecordingReceiver()
+        connection.start(requestID: 1, records: ByteBuffer(), receiver: receiver, readTimeout: .seconds(30))
+        connection.pauseReading()
+        channel.read()
+        #expect(counter.reads == 0)
+        var end = ByteBuffer()
+        end.writeFastCGIEndRequest(requestID: 1, appStatus: 0, protocolStatus: .requestComplete)
+        try channel.writeInbound(end)
+        #expect(receiver.events.contains("ended:0"))
+        #expect(counter.reads == 1)
+        channel.read()
+        #expect(counter.reads == 2)
+    }
+}
+
 /// Counts `read()` calls that reach the head of the pipeline.
 private final class ReadCounter: ChannelOutboundHandler {
     typealias OutboundIn = NIOAny
