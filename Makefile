@@ -1,0 +1,52 @@
+# fcgiproxy — developer entry points. `make run` and `make test` work on a fresh Debian machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+RUNDIR    := $(ROOT)/run
+SWIFT     ?= swift
+RUN_PKGS  := php-fpm curl
+TEST_PKGS := php-fpm curl nginx
+
+.PHONY: build run test deps-run deps-test php-start php-stop clean
+
+build:
+	$(SWIFT) build
+
+deps-run:
+	$(ROOT)/scripts/ensure-packages.sh $(RUN_PKGS)
+
+deps-test:
+	$(ROOT)/scripts/ensure-packages.sh $(TEST_PKGS)
+
+$(RUNDIR)/php-example.ini: $(ROOT)/config/php-example.ini.in
+	mkdir -p $(RUNDIR)
+	sed 's|@ROOT@|$(ROOT)|g' $< > $@
+
+php-start:
+	$(ROOT)/scripts/php-fpm.sh start $(RUNDIR)
+
+php-stop:
+	$(ROOT)/scripts/php-fpm.sh stop $(RUNDIR)
+
+# Foreground: fcgiproxy on 127.0.0.1:8080 in front of a project-local PHP-FPM serving
+# examples/php. Ctrl-C stops both.
+run: deps-run build $(RUNDIR)/php-example.ini
+	$(ROOT)/scripts/php-fpm.sh start $(RUNDIR)
+	trap '$(ROOT)/scripts/php-fpm.sh stop $(RUNDIR)' EXIT; \
+	trap 'exit 130' INT TERM; \
+	bin="$${FCGIPROXY_BIN:-$$($(SWIFT) build --show-bin-path)/fcgiproxy}"; \
+	echo "Open http://127.0.0.1:8080/"; \
+	"$$bin" --config $(RUNDIR)/php-example.ini
+
+# Unit and integration tests (the integration tests start their own PHP-FPM, fcgiproxy and,
+# with FRONT=nginx, nginx instead of fcgiproxy).
+test: deps-test
+	$(SWIFT) build --build-tests
+	FCGIPROXY_BIN="$${FCGIPROXY_BIN:-$$($(SWIFT) build --show-bin-path)/fcgiproxy}" $(SWIFT) test --skip-build
+
+clean:
+	-$(ROOT)/scripts/php-fpm.sh stop $(RUNDIR)
+	rm -rf $(RUNDIR)
+	$(SWIFT) package clean
