@@ -37,6 +37,7 @@ private final class RecordingReceiver: FastCGIResponseReceiver {
         var begin = ByteBuffer()
         begin.writeFastCGIBeginRequest(requestID: 5, role: .responder, flags: FastCGIConstants.keepConnectionFlag)
         connection.start(requestID: 5, records: begin, receiver: receiver, readTimeout: .seconds(30))
+        connection.flush()
         let written = try channel.readOutbound(as: ByteBuffer.self)
         #expect(written == begin)
 
