@@ -57,7 +57,7 @@ $userlines
 listen = $sock
 listen.mode = 0666
 pm = static
-pm.max_children = 4
+pm.max_children = ${FPM_CHILDREN:-4}
 catch_workers_output = yes
 decorate_workers_output = no
 clear_env = no

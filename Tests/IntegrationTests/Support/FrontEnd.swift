@@ -9,6 +9,18 @@ struct FrontEndOptions: Sendable {
     var readTimeoutSeconds: Int = 60
     var maxBodySize: Int = 16 * 1024 * 1024
     var maxHeaderSize: Int = 32 * 1024
+    /// fcgiproxy only: the pool's backend address instead of `unix:backendSocket`
+    /// (e.g. `127.0.0.1:9001` for a TCP backend).
+    var backendAddress: String? = nil
+    /// fcgiproxy only: extra `key = value` lines for [server], [pool:php] and [route:php].
+    var extraServerINI: String = ""
+    var extraPoolINI: String = ""
+    var extraRouteINI: String = ""
+    /// fcgiproxy only: more sections (pools, routes) appended after [route:php]; routes here
+    /// come after the catch-all `/` route, so put specific routes in `routesBeforeDefault`.
+    var extraSectionsINI: String = ""
+    /// fcgiproxy only: sections placed before [route:php] (routes matched first).
+    var routesBeforeDefault: String = ""
 }
 
 /// A running HTTP front end (fcgiproxy or nginx) in front of PHP-FPM.

@@ -34,10 +34,14 @@ final class ProxyProcess: FrontEnd, @unchecked Sendable {
         listen = 127.0.0.1:\(port)
         max_body_size = \(sizeText(options.maxBodySize))
         max_header_size = \(sizeText(options.maxHeaderSize))
+        \(options.extraServerINI)
 
         [pool:php]
-        backend = unix:\(options.backendSocket)
+        backend = \(options.backendAddress ?? "unix:" + options.backendSocket)
         read_timeout = \(options.readTimeoutSeconds)s
+        \(options.extraPoolINI)
+
+        \(options.routesBeforeDefault)
 
         [route:php]
         match = /
@@ -45,6 +49,9 @@ final class ProxyProcess: FrontEnd, @unchecked Sendable {
         root = \(options.root)
         index = index.php
         split_path = .php
+        \(options.extraRouteINI)
+
+        \(options.extraSectionsINI)
 
         """
     }
