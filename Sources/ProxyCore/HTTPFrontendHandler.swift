@@ -79,6 +79,10 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
             // A parser error means the byte stream can no longer be framed: answer and close.
             let httpError = HTTPError(Self.status(for: parserError), "\(parserError)", closeConnection: true)
             shared.logger.debug("bad request: \(parserError)", metadata: ["peer": "\(connectionInfo.remoteAddress)"])
+            if exchange == nil && closeAfterResponse {
+                // The last response already said `Connection: close`; its close is under way.
+                return
+            }
             closeAfterResponse = true
             if let exchange {
                 exchange.frontendFailed(httpError)

@@ -59,15 +59,6 @@ public final class ProxyServer: Sendable {
     private func bind(_ address: SocketAddressSpec) async throws -> any Channel {
         let context = self.context
         let resources = self.resources
-        let server = context.configuration.server
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = server.maxHeaderSize
-        limits.maxHeaderFieldSize = server.maxHeaderSize
-        limits.maxHeaderFieldCount = 1000
-        let decoderLimits = limits
-        let headerTimeout = TimeAmount(server.headerTimeout)
-        let keepaliveTimeout = TimeAmount(server.keepaliveTimeout)
-
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -81,23 +72,7 @@ public final class ProxyServer: Sendable {
                 guard let loopResources = resources.first(where: { $0.eventLoop.inEventLoop }) else {
                     throw ChannelError.ioOnClosedChannel
                 }
-                let timeouts = ConnectionTimeoutHandler(headerTimeout: headerTimeout, keepaliveTimeout: keepaliveTimeout)
-                let sync = channel.pipeline.syncOperations
-                try sync.addHandler(timeouts)
-                try sync.configureHTTPServerPipeline(
-                    withPipeliningAssistance: true,
-                    withErrorHandling: false,
-                    withEncoderConfiguration: .init(),
-                    withDecoderLimitConfiguration: decoderLimits
-                )
-                try sync.addHandler(
-                    HTTPFrontendHandler(
-                        shared: context,
-                        resources: loopResources.value,
-                        timeouts: timeouts,
-                        connectionInfo: ConnectionInfo(channel: channel)
-                    )
-                )
+                try Self.configureClientPipeline(channel, context: context, resources: loopResources.value)
             }
         }
         switch address {
@@ -106,6 +81,35 @@ public final class ProxyServer: Sendable {
         case .unix(let path):
             return try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
         }
+    }
+
+    /// The handlers of one accepted client connection (also used by the handler tests).
+    static func configureClientPipeline(_ channel: any Channel, context: ProxyContext, resources: LoopResources) throws {
+        let server = context.configuration.server
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = server.maxHeaderSize
+        limits.maxHeaderFieldSize = server.maxHeaderSize
+        limits.maxHeaderFieldCount = 1000
+        let timeouts = ConnectionTimeoutHandler(
+            headerTimeout: TimeAmount(server.headerTimeout),
+            keepaliveTimeout: TimeAmount(server.keepaliveTimeout)
+        )
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(timeouts)
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: true,
+            withErrorHandling: false,
+            withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: limits
+        )
+        try sync.addHandler(
+            HTTPFrontendHandler(
+                shared: context,
+                resources: resources,
+                timeouts: timeouts,
+                connectionInfo: ConnectionInfo(channel: channel)
+            )
+        )
     }
 }
 
