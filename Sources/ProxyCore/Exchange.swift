@@ -372,10 +372,17 @@ final class Exchange: FastCGIResponseReceiver {
             keepAlive = false
         }
         var headers = HTTPHeaders()
-        headers.reserveCapacity(cgiHead.headers.count + 2)
+        headers.reserveCapacity(cgiHead.headers.count + 4)
+        var hasDate = false
+        var hasServer = false
         for header in cgiHead.headers {
             headers.add(name: header.name, value: header.value)
+            if header.name.utf8.count == 4, header.name.lowercased() == "date" { hasDate = true }
+            if header.name.utf8.count == 6, header.name.lowercased() == "server" { hasServer = true }
         }
+        // RFC 9110 §6.6.1: an origin with a clock sends Date; to the client, we are the origin.
+        if !hasDate { headers.add(name: "Date", value: frontend.resources.httpDate()) }
+        if !hasServer { headers.add(name: "Server", value: server.serverSoftware) }
         if !keepAlive {
             frontend.closeAfterCurrentResponse()
             headers.replaceOrAdd(name: "connection", value: "close")

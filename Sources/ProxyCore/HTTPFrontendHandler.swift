@@ -171,7 +171,9 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
         var body = context.channel.allocator.buffer(capacity: 96)
         body.writeString("<html><head><title>\(error.status) \(status.reasonPhrase)</title></head><body><h1>\(error.status) \(status.reasonPhrase)</h1></body></html>\n")
         var headers = HTTPHeaders()
-        headers.reserveCapacity(4)
+        headers.reserveCapacity(6)
+        headers.add(name: "Date", value: resources.httpDate())
+        headers.add(name: "Server", value: shared.configuration.server.serverSoftware)
         headers.add(name: "Content-Type", value: "text/html")
         headers.add(name: "Content-Length", value: String(body.readableBytes))
         if error.closeConnection || closeAfterResponse {

@@ -108,6 +108,8 @@ import Testing
         let response = try exchange(channel, "HEAD /app/missing.php HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(response.hasPrefix("HTTP/1.1 404 "))
         #expect(response.contains("Content-Length: "))
+        #expect(response.range(of: #"\r\nDate: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT\r\n"#, options: .regularExpression) != nil)
+        #expect(response.contains("\r\nServer: fcgiproxy\r\n"))
         #expect(response.hasSuffix("\r\n\r\n"), "no body after the head: \(response)")
     }
 
