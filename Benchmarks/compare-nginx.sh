@@ -77,23 +77,36 @@ http {
 CONF
 
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-measure() { # name port
+# CPU ticks (user+system) used so far by a process and its children (nginx workers).
+cpu_ticks() {
+    local total=0 pid
+    for pid in $1 $(pgrep -P "$1" || true); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+measure() { # name port pid → prints "req/s cpu-us-per-request"
     curl -sf -o /dev/null "http://127.0.0.1:$2$path" || { echo "$1: $path does not answer 200" >&2; exit 1; }
     wrk -t2 -c"$conns" -d2s "http://127.0.0.1:$2$path" >/dev/null   # warm-up
+    local before after
+    before=$(cpu_ticks "$3")
     wrk -t2 -c"$conns" -d"$duration" --latency "http://127.0.0.1:$2$path" | tee "$work/$1.wrk" >&2
-    awk '/Requests\/sec/ {print $2}' "$work/$1.wrk"
+    after=$(cpu_ticks "$3")
+    local hz; hz=$(getconf CLK_TCK)
+    awk -v t=$((after - before)) -v hz="$hz" '/requests in/ {n=$1} /Requests\/sec/ {rps=$2} END {printf "%s %.1f\n", rps, t / hz * 1e6 / n}' "$work/$1.wrk"
 }
 
 "$bin" --config "$work/proxy.ini" 2>"$work/proxy.log" & proxy_pid=$!
 wait_port 18481
 echo "== fcgiproxy ($path, wrk -t2 -c$conns -d$duration)" >&2
-ours=$(measure fcgiproxy 18481)
+read -r ours ours_cpu < <(measure fcgiproxy 18481 "$proxy_pid")
 kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true; proxy_pid=
 
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & nginx_pid=$!
 wait_port 18482
 echo "== nginx" >&2
-theirs=$(measure nginx 18482)
+read -r theirs theirs_cpu < <(measure nginx 18482 "$nginx_pid")
 kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true; nginx_pid=
 
-awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "fcgiproxy %.0f req/s, nginx %.0f req/s, ratio %.2f\n", a, b, a / b }'
+awk -v a="$ours" -v b="$theirs" -v ac="$ours_cpu" -v bc="$theirs_cpu" 'BEGIN {
+    printf "fcgiproxy %.0f req/s (%.1f CPU-us/request), nginx %.0f req/s (%.1f CPU-us/request): throughput ratio %.2f, CPU ratio %.2f\n", a, ac, b, bc, a / b, ac / bc }'

@@ -5,9 +5,14 @@ import NIOHTTP1
 
 /// The HTTP/1.1 side of one client connection.
 ///
-/// NIO's decoder and `HTTPServerPipelineHandler` (ordering of pipelined requests) sit in front of
-/// it, so it sees one request at a time. Each request becomes an ``Exchange``; this handler only
-/// routes events to it, maps parser errors to statuses, and gates reads for backpressure.
+/// NIO's decoder sits in front of it. Each request becomes an ``Exchange``; this handler routes
+/// events to it, keeps pipelined requests in order, maps parser errors to statuses, and gates
+/// reads for backpressure.
+///
+/// Pipelining is handled here rather than by NIO's `HTTPServerPipelineHandler`: that one stops
+/// reading the socket for the length of every response, which costs two `epoll_ctl` calls per
+/// request even for clients that never pipeline. Here reads stop only when pipelined requests
+/// pile up beyond a small bound.
 final class HTTPFrontendHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -18,12 +23,30 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
     let timeouts: ConnectionTimeoutHandler
     let connectionInfo: ConnectionInfo
     private(set) var context: ChannelHandlerContext?
+    /// The exchange whose response is being produced: at most one, so responses stay in order.
     private var exchange: Exchange?
+    /// True between a processed head and its `.end`: body parts then belong to `exchange` (or
+    /// are dropped, when that exchange already answered).
+    private var inRequestBody = false
     /// Set once the connection is known to end after the current response.
     private var closeAfterResponse = false
 
+    /// Pipelined requests (and a parser error behind them) waiting for the current response.
+    private var queue = CircularBuffer<QueuedEvent>()
+    private var queuedBytes = 0
+    private var draining = false
+    private static let maxQueuedBytes = 64 * 1024
+    private static let maxQueuedEvents = 64
+
+    private enum QueuedEvent {
+        case part(HTTPServerRequestPart)
+        case parserError(HTTPParserError)
+    }
+
     /// The exchange asks us to stop reading (request body faster than the backend takes it).
-    private var readingPaused = false
+    private var exchangePausedReading = false
+    /// Too many pipelined requests are queued.
+    private var queuePausedReading = false
     private var pendingRead = false
 
     init(shared: ProxyContext, resources: LoopResources, timeouts: ConnectionTimeoutHandler, connectionInfo: ConnectionInfo) {
@@ -44,8 +67,22 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if queue.isEmpty {
+            if case .head = part, exchange != nil {
+                enqueue(.part(part))
+            } else {
+                process(part)
+            }
+        } else {
+            enqueue(.part(part))
+        }
+    }
+
+    private func process(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head):
+            inRequestBody = true
             timeouts.requestHeadReceived()
             let exchange = Exchange(head: head, frontend: self)
             self.exchange = exchange
@@ -53,7 +90,44 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
         case .body(let body):
             exchange?.requestBody(body)
         case .end:
+            inRequestBody = false
             exchange?.requestEnd()
+        }
+    }
+
+    private func enqueue(_ event: QueuedEvent) {
+        if case .part(.body(let body)) = event {
+            queuedBytes += body.readableBytes
+        }
+        queue.append(event)
+        if queuedBytes > Self.maxQueuedBytes || queue.count > Self.maxQueuedEvents {
+            queuePausedReading = true
+        }
+    }
+
+    /// Runs queued requests after a response ended, until one of them is still responding.
+    private func drainQueue() {
+        guard !draining else { return }
+        draining = true
+        defer { draining = false }
+        while let event = queue.first {
+            if case .part(.head) = event, exchange != nil { break }
+            if case .parserError = event, exchange != nil { break }
+            queue.removeFirst()
+            switch event {
+            case .part(let part):
+                if case .body(let body) = part { queuedBytes -= body.readableBytes }
+                process(part)
+            case .parserError(let error):
+                respondToParserError(error)
+            }
+            if closeAfterResponse {
+                queue.removeAll()
+                queuedBytes = 0
+            }
+        }
+        if queuedBytes <= Self.maxQueuedBytes / 2, queue.count <= Self.maxQueuedEvents / 2 {
+            queuePausedReading = false
         }
     }
 
@@ -75,33 +149,44 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let parserError = error as? HTTPParserError {
-            // A parser error means the byte stream can no longer be framed: answer and close.
-            let httpError = HTTPError(Self.status(for: parserError), "\(parserError)", closeConnection: true)
-            shared.logger.debug("bad request: \(parserError)", metadata: ["peer": "\(connectionInfo.remoteAddress)"])
-            if exchange == nil && closeAfterResponse {
-                // The last response already said `Connection: close`; its close is under way.
-                return
-            }
-            closeAfterResponse = true
-            if let exchange {
-                exchange.frontendFailed(httpError)
-            } else {
-                writeSimpleResponse(httpError, version: .http1_1, isHead: false)
-                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
-                    channel.close(promise: nil)
-                }
-            }
+        guard let parserError = error as? HTTPParserError else {
+            shared.logger.debug("client connection error: \(error)")
+            context.close(promise: nil)
             return
         }
-        shared.logger.debug("client connection error: \(error)")
-        context.close(promise: nil)
+        shared.logger.debug("bad request: \(parserError)", metadata: ["peer": "\(connectionInfo.remoteAddress)"])
+        if queue.isEmpty && (inRequestBody || exchange == nil) {
+            respondToParserError(parserError)
+        } else {
+            // The broken bytes belong to a request behind the current response: answer in order.
+            enqueue(.parserError(parserError))
+        }
+    }
+
+    /// A parser error means the byte stream can no longer be framed: answer and close.
+    private func respondToParserError(_ parserError: HTTPParserError) {
+        guard let context else { return }
+        if exchange == nil && closeAfterResponse {
+            // The last response already said `Connection: close`; its close is under way.
+            return
+        }
+        let httpError = HTTPError(Self.status(for: parserError), "\(parserError)", closeConnection: true)
+        closeAfterResponse = true
+        if let exchange {
+            // Mid-body of the current request (a bad chunk): that request fails.
+            exchange.frontendFailed(httpError)
+        } else {
+            writeSimpleResponse(httpError, version: .http1_1, isHead: false)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
+                channel.close(promise: nil)
+            }
+        }
     }
 
     // MARK: Outbound
 
     func read(context: ChannelHandlerContext) {
-        if readingPaused {
+        if exchangePausedReading || queuePausedReading {
             pendingRead = true
         } else {
             context.read()
@@ -113,16 +198,18 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func pauseReading() {
-        readingPaused = true
+        exchangePausedReading = true
     }
 
     func resumeReading() {
-        guard readingPaused else { return }
-        readingPaused = false
-        if pendingRead, let context {
-            pendingRead = false
-            context.read()
-        }
+        exchangePausedReading = false
+        readIfPending()
+    }
+
+    private func readIfPending() {
+        guard pendingRead, !exchangePausedReading, !queuePausedReading, let context else { return }
+        pendingRead = false
+        context.read()
     }
 
     func write(_ part: HTTPServerResponsePart) {
@@ -137,18 +224,18 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
     func finish(_ exchange: Exchange, keepAlive: Bool) {
         guard self.exchange === exchange, let context else { return }
         self.exchange = nil
-        readingPaused = false
+        exchangePausedReading = false
         if keepAlive && !closeAfterResponse {
-            // Before writing `.end`: the pipeline handler may hand us the next (pipelined) head
-            // synchronously from inside that write.
+            // Before the queue runs: a queued head puts the clock back to "busy".
             timeouts.exchangeFinished()
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            if pendingRead {
-                pendingRead = false
-                context.read()
-            }
+            context.write(wrapOutboundOut(.end(nil)), promise: nil)
+            drainQueue()
+            context.flush()
+            readIfPending()
         } else {
             closeAfterResponse = true
+            queue.removeAll()
+            queuedBytes = 0
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
                 channel.close(promise: nil)
             }
@@ -160,6 +247,8 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
         guard self.exchange === exchange, let context else { return }
         self.exchange = nil
         closeAfterResponse = true
+        queue.removeAll()
+        queuedBytes = 0
         context.flush()
         context.close(promise: nil)
     }

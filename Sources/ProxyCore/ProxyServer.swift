@@ -97,7 +97,8 @@ public final class ProxyServer: Sendable {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(timeouts)
         try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: true,
+            // HTTPFrontendHandler orders pipelined requests itself (see there why).
+            withPipeliningAssistance: false,
             withErrorHandling: false,
             withEncoderConfiguration: .init(),
             withDecoderLimitConfiguration: limits
