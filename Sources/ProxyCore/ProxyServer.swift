@@ -100,6 +100,9 @@ public final class ProxyServer: Sendable {
             // HTTPFrontendHandler orders pipelined requests itself (see there why).
             withPipeliningAssistance: false,
             withErrorHandling: false,
+            // Backend header values are validated by CGIResponseHeadParser (CR, LF, NUL → 502)
+            // and ours are constants: a second scan per response is pure cost.
+            withOutboundHeaderValidation: false,
             withEncoderConfiguration: .init(),
             withDecoderLimitConfiguration: limits
         )
