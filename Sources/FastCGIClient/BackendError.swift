@@ -18,6 +18,14 @@ public enum BackendError: Error, Sendable, Equatable, CustomStringConvertible {
         self == .readTimeout || self == .connectTimeout
     }
 
+    /// The status the client gets: 504 for timeouts, 503 when the backend said it is
+    /// overloaded (FCGI_OVERLOADED), 502 for everything else.
+    public var httpStatus: Int {
+        if isTimeout { return 504 }
+        if self == .rejected(protocolStatus: 2) { return 503 }
+        return 502
+    }
+
     public var description: String {
         switch self {
         case .connectFailed(let why): return "connect failed: \(why)"

@@ -108,6 +108,8 @@ public final class FastCGIConnection: ChannelDuplexHandler {
             receiver?.backendStderr(record.content)
         case .ignore:
             break
+        case .discardLateStdout:
+            receiver?.backendStderr(ByteBuffer(string: "fcgiproxy: dropped \(record.content.readableBytes) STDOUT bytes sent after the end of STDOUT"))
         case .requestEnded(let appStatus):
             readTimer?.cancel()
             readTimer = nil

@@ -8,12 +8,17 @@ public struct FastCGIConnectionStateMachine: Sendable {
     public enum State: Sendable, Equatable {
         /// Connected, no request: any byte from the backend now is a violation.
         case idle
-        case running(requestID: UInt16)
+        /// `stdoutEnded`: the empty STDOUT record came; `tainted`: the backend broke the stream
+        /// rules in a way that does not hurt this response but forbids reusing the connection.
+        case running(requestID: UInt16, stdoutEnded: Bool, tainted: Bool)
         case closed
     }
 
     public enum RecordAction: Sendable, Equatable {
         case forwardStdout
+        /// STDOUT after the empty record that ended the stream (PHP bug #72185): dropped, logged,
+        /// and the connection is not reused.
+        case discardLateStdout
         case forwardStderr
         /// An empty STDOUT/STDERR record (end of that stream): nothing to do.
         case ignore
@@ -32,12 +37,12 @@ public struct FastCGIConnectionStateMachine: Sendable {
     /// A new request takes the connection. Only valid when idle.
     public mutating func start(requestID: UInt16) {
         precondition(state == .idle, "request started on a busy or closed FastCGI connection")
-        state = .running(requestID: requestID)
+        state = .running(requestID: requestID, stdoutEnded: false, tainted: false)
     }
 
     /// A record arrived from the backend.
     public mutating func received(_ record: FastCGIRecord) -> RecordAction {
-        guard case .running(let id) = state else {
+        guard case .running(let id, let stdoutEnded, let tainted) = state else {
             // Bytes between requests mean the backend and we disagree on framing: never reuse.
             return fail(.protocolViolation("record type \(record.type) while idle"))
         }
@@ -46,7 +51,16 @@ public struct FastCGIConnectionStateMachine: Sendable {
         }
         switch record.recordType {
         case .stdout:
-            return record.content.readableBytes == 0 ? .ignore : .forwardStdout
+            if stdoutEnded {
+                if record.content.readableBytes == 0 { return .ignore }
+                state = .running(requestID: id, stdoutEnded: true, tainted: true)
+                return .discardLateStdout
+            }
+            if record.content.readableBytes == 0 {
+                state = .running(requestID: id, stdoutEnded: true, tainted: tainted)
+                return .ignore
+            }
+            return .forwardStdout
         case .stderr:
             return record.content.readableBytes == 0 ? .ignore : .forwardStderr
         case .endRequest:
@@ -56,7 +70,7 @@ public struct FastCGIConnectionStateMachine: Sendable {
             guard body.protocolStatus == FastCGIProtocolStatus.requestComplete.rawValue else {
                 return fail(.rejected(protocolStatus: body.protocolStatus))
             }
-            state = .idle
+            state = tainted ? .closed : .idle
             return .requestEnded(appStatus: body.appStatus)
         default:
             return fail(.protocolViolation("unexpected record type \(record.type)"))

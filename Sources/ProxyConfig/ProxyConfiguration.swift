@@ -66,10 +66,13 @@ public struct ServerConfig: Sendable, Equatable {
     public var accessLog: AccessLogTarget
     /// trace | debug | info | notice | warning | error | critical
     public var logLevel: String
-    /// Longest time to receive a whole request head (408 and close beyond).
+    /// Longest time to receive a whole request head; the connection is closed beyond (as nginx).
     public var headerTimeout: Duration
     /// Longest idle time between requests on a keep-alive connection.
     public var keepaliveTimeout: Duration
+    /// Longest time a client may leave a response unread (its socket not writable) before the
+    /// connection is closed: without it a client that stops reading pins a backend request.
+    public var sendTimeout: Duration
     /// Largest request head in bytes (431 beyond).
     public var maxHeaderSize: Int
     /// Longest request-target in bytes (414 beyond).
@@ -96,6 +99,7 @@ public struct ServerConfig: Sendable, Equatable {
         logLevel: String = "info",
         headerTimeout: Duration = .seconds(10),
         keepaliveTimeout: Duration = .seconds(75),
+        sendTimeout: Duration = .seconds(60),
         maxHeaderSize: Int = 32 * 1024,
         maxURISize: Int = 8 * 1024,
         maxBodySize: Int = 16 * 1024 * 1024,
@@ -113,6 +117,7 @@ public struct ServerConfig: Sendable, Equatable {
         self.logLevel = logLevel
         self.headerTimeout = headerTimeout
         self.keepaliveTimeout = keepaliveTimeout
+        self.sendTimeout = sendTimeout
         self.maxHeaderSize = maxHeaderSize
         self.maxURISize = maxURISize
         self.maxBodySize = maxBodySize

@@ -49,7 +49,7 @@ public struct CGIResponseHead: Sendable, Equatable {
 /// Feed it STDOUT bytes as they come, split anywhere (a CR and its LF may arrive in different
 /// records). Lines end in LF or CRLF; an empty line ends the block. Every malformed or
 /// smuggling-shaped block is `HTTPError(502)`:
-/// - `Status` not `3DIGIT [SP reason]`, outside 200…999 (so also 1xx: a CGI script cannot
+/// - `Status` not `3DIGIT [SP reason]`, outside 200…599 (so also 1xx: a CGI script cannot
 ///   switch protocols), or given twice;
 /// - a field name that is not a token (so also a space before the colon, or a first line like
 ///   `HTTP/1.1 200 OK`: non-parsed-header responses are not supported), a line without colon;
@@ -217,8 +217,9 @@ public struct CGIResponseHeadParser: Sendable {
             throw HTTPError(502, "CGI Status is not a 3-digit code")
         }
         let code = digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
-        guard (200...999).contains(code) else {
-            throw HTTPError(502, "CGI Status \(code) is outside 200...999")
+        // RFC 9110 defines nothing above 5xx; a code clients cannot classify is a broken backend.
+        guard (200...599).contains(code) else {
+            throw HTTPError(502, "CGI Status \(code) is outside 200...599")
         }
         let reasonBytes = rest.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
         return (code, reasonBytes.isEmpty ? nil : String(decoding: reasonBytes, as: UTF8.self))

@@ -389,10 +389,13 @@ final class Exchange: FastCGIResponseReceiver {
         } else if isHTTP10 {
             headers.replaceOrAdd(name: "connection", value: "keep-alive")
         }
-        let reason = cgiHead.reason ?? HTTPResponseStatus(statusCode: status).reasonPhrase
+        // NIO would replace a script's own phrase by the standard one for known codes.
+        let statusLine =
+            cgiHead.reason.map { HTTPResponseStatus.custom(code: UInt(status), reasonPhrase: $0) }
+            ?? HTTPResponseStatus(statusCode: status)
         let responseHead = HTTPResponseHead(
             version: isHTTP10 ? .http1_0 : .http1_1,
-            status: HTTPResponseStatus(statusCode: status, reasonPhrase: reason),
+            status: statusLine,
             headers: headers
         )
         frontend.write(.head(responseHead))
@@ -483,7 +486,7 @@ final class Exchange: FastCGIResponseReceiver {
                 return
             }
             shared.logger.error("backend failed: \(error)", metadata: logMetadata)
-            fail(HTTPError(error.isTimeout ? 504 : 502, error.description))
+            fail(HTTPError(error.httpStatus, error.description))
         } else {
             shared.logger.error("backend failed mid-response: \(error)", metadata: logMetadata)
             finished = true
@@ -586,7 +589,7 @@ final class Exchange: FastCGIResponseReceiver {
         } else {
             shared.logger.debug("\(httpError.status) for \(head.method) \(head.uri): \(httpError.reason)", metadata: logMetadata)
         }
-        frontend.writeSimpleResponse(httpError, version: head.version, isHead: isHead)
+        bytesSent = frontend.writeSimpleResponse(httpError, version: head.version, isHead: isHead)
         headWritten = true
         responseStatus = httpError.status
         logAccess()

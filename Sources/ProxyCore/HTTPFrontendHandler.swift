@@ -48,6 +48,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
     /// Too many pipelined requests are queued.
     private var queuePausedReading = false
     private var pendingRead = false
+    private var sendTimer: Scheduled<Void>?
 
     init(shared: ProxyContext, resources: LoopResources, timeouts: ConnectionTimeoutHandler, connectionInfo: ConnectionInfo) {
         self.shared = shared
@@ -137,11 +138,25 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        exchange?.frontendWritabilityChanged(isWritable: context.channel.isWritable)
+        let writable = context.channel.isWritable
+        if writable {
+            sendTimer?.cancel()
+            sendTimer = nil
+        } else if sendTimer == nil {
+            // nginx's send_timeout: a client that stops reading would otherwise pin this
+            // connection and, through backpressure, a backend request, for ever.
+            let channel = context.channel
+            sendTimer = context.eventLoop.scheduleTask(in: TimeAmount(shared.configuration.server.sendTimeout)) {
+                channel.close(promise: nil)
+            }
+        }
+        exchange?.frontendWritabilityChanged(isWritable: writable)
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        sendTimer?.cancel()
+        sendTimer = nil
         let exchange = self.exchange
         self.exchange = nil
         exchange?.frontendClosed()
@@ -176,7 +191,14 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
             // Mid-body of the current request (a bad chunk): that request fails.
             exchange.frontendFailed(httpError)
         } else {
-            writeSimpleResponse(httpError, version: .http1_1, isHead: false)
+            let bytes = writeSimpleResponse(httpError, version: .http1_1, isHead: false)
+            // No head was parsed: log what nginx logs for such lines, a placeholder request.
+            shared.accessLog?.log(
+                remoteAddress: connectionInfo.remoteAddress,
+                head: HTTPRequestHead(version: .http1_1, method: .RAW(value: "-"), uri: "-"),
+                status: httpError.status,
+                bytesSent: bytes
+            )
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
                 channel.close(promise: nil)
             }
@@ -254,8 +276,10 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
     }
 
     /// Head and body of a small response for an error the proxy itself decided; the caller ends it.
-    func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, isHead: Bool) {
-        guard let context else { return }
+    /// Returns the body bytes written (for the access log).
+    @discardableResult
+    func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, isHead: Bool) -> Int {
+        guard let context else { return 0 }
         let status = HTTPResponseStatus(statusCode: error.status)
         var body = context.channel.allocator.buffer(capacity: 96)
         body.writeString("<html><head><title>\(error.status) \(status.reasonPhrase)</title></head><body><h1>\(error.status) \(status.reasonPhrase)</h1></body></html>\n")
@@ -271,9 +295,10 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
         }
         let responseVersion: HTTPVersion = version.major == 1 && version.minor == 0 ? .http1_0 : .http1_1
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: responseVersion, status: status, headers: headers))), promise: nil)
-        if !isHead {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        }
+        if isHead { return 0 }
+        let length = body.readableBytes
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        return length
     }
 
     /// Marks that the connection must close after the current response (set before its head).

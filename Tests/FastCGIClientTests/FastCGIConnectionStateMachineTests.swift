@@ -64,6 +64,19 @@ import Testing
         }
     }
 
+    /// PHP bug #72185: the empty STDOUT record ends the body; what follows is dropped and the
+    /// connection, whose stream discipline is now in doubt, is not reused.
+    @Test func stdoutAfterTheEmptyRecordIsDiscardedAndTaintsTheConnection() {
+        var machine = FastCGIConnectionStateMachine()
+        machine.start(requestID: 1)
+        #expect(machine.received(record(.stdout, id: 1, [65])) == .forwardStdout)
+        #expect(machine.received(record(.stdout, id: 1)) == .ignore)
+        #expect(machine.received(record(.stdout, id: 1, [66])) == .discardLateStdout)
+        #expect(machine.received(endRequest(id: 1)) == .requestEnded(appStatus: 0))
+        #expect(!machine.isIdle)
+        #expect(machine.state == .closed)
+    }
+
     @Test func endRequestWithOverloadedIsARejection() {
         var machine = FastCGIConnectionStateMachine()
         machine.start(requestID: 1)

@@ -77,7 +77,7 @@ extension Integration {
 
         /// The byte count is the body sent, also for answers the proxy makes itself (as
         /// nginx's $body_bytes_sent).
-        @Test(.disabled("bug: Exchange.fail logs bytesSent = 0 for proxy-generated error pages (AccessLog)"))
+        @Test
         func proxyErrorPageBytesAreCounted() async throws {
             let dir = try TempDir("fcgiproxy-access")
             let path = dir.file("access.log")

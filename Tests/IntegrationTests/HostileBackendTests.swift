@@ -182,11 +182,7 @@ extension Integration {
                 #expect(odd.finals.first?.reason == "Odd Code")
                 let reply = try Self.raw(front, Self.get("/404"))
                 #expect(reply.status == 404)
-                withKnownIssue(
-                    "bug: Exchange.swift:388 drops the Status reason phrase of known codes (NIO ignores it)"
-                ) {
-                    #expect(reply.finals.first?.reason == "Gone Away")
-                }
+                #expect(reply.finals.first?.reason == "Gone Away")
             }
         }
 
@@ -326,11 +322,7 @@ extension Integration {
                 "/split": [.stdout("Content-Type: text/plain\r\n\r\nA"), .endStdout, .stdout("B"), .end()]
             ]) { _, front in
                 let r = try await Curl.run([front.url("/split")])
-                withKnownIssue(
-                    "bug: FastCGIConnectionStateMachine.swift:49 forwards STDOUT that follows the empty STDOUT record"
-                ) {
-                    #expect(r.status == 200 && r.text == "A", "status \(r.status), body \(r.text.debugDescription)")
-                }
+                #expect(r.status == 200 && r.text == "A", "status \(r.status), body \(r.text.debugDescription)")
             }
         }
 
@@ -540,9 +532,7 @@ extension Integration {
                 let overloaded = try await Curl.run([front.url("/overloaded")])
                 #expect((500...599).contains(overloaded.status))
                 // Reliability case B27: FCGI_OVERLOADED → 503 (the backend did not process it).
-                withKnownIssue("bug: Exchange.swift:479 maps BackendError.rejected(overloaded) to 502") {
-                    #expect(overloaded.status == 503)
-                }
+                #expect(overloaded.status == 503)
                 let unknownRole = try await Curl.run([front.url("/unknown-role")])
                 #expect(unknownRole.status == 502)
                 let ok = try await Curl.run([front.url("/ok")])

@@ -14,6 +14,7 @@ import Testing
                 log_level = Debug
                 header_timeout = 5s
                 keepalive_timeout = 2m
+                send_timeout = 30s
                 max_header_size = 16k
                 max_uri_size = 4096
                 max_body_size = 1g
@@ -38,6 +39,7 @@ import Testing
         #expect(server.accessLog == .file("/var/log/fcgiproxy/access.log"))
         #expect(server.logLevel == "debug")
         #expect(server.headerTimeout == .seconds(5))
+        #expect(server.sendTimeout == .seconds(30))
         #expect(server.keepaliveTimeout == .seconds(120))
         #expect(server.maxHeaderSize == 16 * 1024)
         #expect(server.maxURISize == 4096)

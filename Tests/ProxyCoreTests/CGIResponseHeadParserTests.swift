@@ -123,7 +123,7 @@ import Testing
         ("Status: 404 Not Found", 404, "Not Found"),
         ("status:301   Moved  Permanently ", 301, "Moved  Permanently"),
         ("STATUS: 200", 200, nil),
-        ("Status: 999 Custom", 999, "Custom"),
+        ("Status: 599 Custom", 599, "Custom"),
     ] as [(String, Int, String?)])
     func statusField(line: String, status: Int, reason: String?) throws {
         let head = try #require(try parse(line + "\r\nContent-Type: text/plain\r\n\r\n"))
