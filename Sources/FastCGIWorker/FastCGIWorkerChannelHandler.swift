@@ -294,64 +294,80 @@ final class FastCGIWorkerChannelHandler: ChannelDuplexHandler {
     /// Hands queued output to the channel, one record per request per turn, while the channel is writable.
     private func writeOutput() {
         guard !self.isWritingOutput, let context = self.context else { return }
-        // Writes may fire writability events synchronously, which call back in here.
+        // Writes and flushes fire writability events synchronously, which call back in here.
         self.isWritingOutput = true
         defer { self.isWritingOutput = false }
-        var wroteSomething = false
         var closeWhenWritten = false
-        while context.channel.isWritable, !self.writeTurns.isEmpty {
-            let requestID = self.writeTurns.removeFirst()
-            guard var slot = self.requests[requestID], !slot.output.isEmpty else { continue }
-            var output = slot.output.removeFirst()
-            wroteSomething = true
-            switch output.part {
-            case .stdout(var data):
-                self.writeRecord(type: .stdout, requestID: requestID, content: &data, context: context)
-                if data.readableBytes > 0 {
-                    output.part = .stdout(data)
-                    slot.output.insert(output, at: 0)
+        // A flush that drains the socket buffer makes the channel writable again from inside this method,
+        // where the event is ignored; so after each flush look again.
+        while context.channel.isWritable, !self.writeTurns.isEmpty, !closeWhenWritten {
+            while context.channel.isWritable, !self.writeTurns.isEmpty {
+                let requestID = self.writeTurns.removeFirst()
+                guard var slot = self.requests[requestID], !slot.output.isEmpty else { continue }
+                if self.writeNextRecord(of: &slot, requestID: requestID, context: context, close: &closeWhenWritten) {
+                    self.requests[requestID] = slot
+                    if !slot.output.isEmpty {
+                        self.writeTurns.append(requestID)
+                    }
                 } else {
-                    output.promise?.succeed()
+                    self.endRequest(requestID, slot: slot)
                 }
-            case .stderr(var data):
-                self.writeRecord(type: .stderr, requestID: requestID, content: &data, context: context)
-                if data.readableBytes > 0 {
-                    output.part = .stderr(data)
-                    slot.output.insert(output, at: 0)
-                } else {
-                    output.promise?.succeed()
-                }
-            case .end(let appStatus):
-                var records = ByteBuffer()
-                records.writeFastCGIStreamEnd(type: .stdout, requestID: requestID)
-                if case .writeEndRequest(let endRequest, let close) = self.stateMachine.requestFinished(
-                    requestID: requestID,
-                    token: slot.token,
-                    appStatus: appStatus
-                ) {
-                    records.writeImmutableBuffer(endRequest)
-                    closeWhenWritten = closeWhenWritten || close
-                }
-                context.write(self.wrapOutboundOut(records), promise: nil)
+            }
+            if closeWhenWritten {
+                self.closeAfterPendingWrites()
+            } else {
+                context.flush()
+            }
+        }
+    }
+
+    /// Writes one record of the slot's first queued part; returns false once the request has ended.
+    private func writeNextRecord(
+        of slot: inout RequestSlot,
+        requestID: UInt16,
+        context: ChannelHandlerContext,
+        close: inout Bool
+    ) -> Bool {
+        var output = slot.output.removeFirst()
+        switch output.part {
+        case .stdout(var data):
+            self.writeRecord(type: .stdout, requestID: requestID, content: &data, context: context)
+            output.part = .stdout(data)
+            if data.readableBytes > 0 {
+                slot.output.insert(output, at: 0)
+            } else {
                 output.promise?.succeed()
-                // The request is over; its task (if still running) can no longer write.
-                self.requests[requestID] = nil
-                self.unpauseBody(requestID)
-                if let source = slot.bodySource {
-                    source.finish()
-                }
-                continue
             }
-            self.requests[requestID] = slot
-            if !slot.output.isEmpty {
-                self.writeTurns.append(requestID)
+            return true
+        case .stderr(var data):
+            self.writeRecord(type: .stderr, requestID: requestID, content: &data, context: context)
+            output.part = .stderr(data)
+            if data.readableBytes > 0 {
+                slot.output.insert(output, at: 0)
+            } else {
+                output.promise?.succeed()
             }
+            return true
+        case .end(let appStatus):
+            var records = ByteBuffer()
+            records.writeFastCGIStreamEnd(type: .stdout, requestID: requestID)
+            let finish = self.stateMachine.requestFinished(requestID: requestID, token: slot.token, appStatus: appStatus)
+            if case .writeEndRequest(let endRequest, let closeAfterwards) = finish {
+                records.writeImmutableBuffer(endRequest)
+                close = close || closeAfterwards
+            }
+            context.write(self.wrapOutboundOut(records), promise: nil)
+            output.promise?.succeed()
+            return false
         }
-        if closeWhenWritten {
-            self.closeAfterPendingWrites()
-        } else if wroteSomething {
-            context.flush()
-        }
+    }
+
+    /// Forgets a request whose END_REQUEST was written; a task still running can no longer write.
+    private func endRequest(_ requestID: UInt16, slot: RequestSlot) {
+        self.requests[requestID] = nil
+        // The handler may have returned without reading its whole body: the rest is dropped.
+        slot.bodySource?.finish()
+        self.unpauseBody(requestID)
     }
 
     /// Writes the next record (at most 65528 content bytes) of a stream and consumes it from `content`.
