@@ -184,6 +184,18 @@ private actor Barrier {
         try await client.channel.closeFuture.get()
     }
 
+    @Test func cancellingRunStopsTheServer() async throws {
+        let server = FastCGIWorkerServer(
+            configuration: .init(listen: .tcp(host: "127.0.0.1", port: 0), webServerAddresses: nil),
+            responder: SlowResponder(started: Signal())
+        )
+        let running = Task { try await server.run() }
+        #expect(try await FastCGIWorkerChannelHandlerTests.eventually { server.localAddress != nil })
+        running.cancel()
+        try await running.value
+        await #expect(throws: (any Error).self) { _ = try await connect(to: try #require(server.localAddress)) }
+    }
+
     @Test func tcpAllowListAndGetValues() async throws {
         let allowed = FastCGIWorkerServer(
             configuration: .init(listen: .tcp(host: "127.0.0.1", port: 0), maxConnections: 3, webServerAddresses: ["127.0.0.1"]),
