@@ -4,60 +4,82 @@ import NIOCore
 /// One connection to a FastCGI backend: the pipeline's last handler and the object the front end
 /// drives. A thin shell over ``FastCGIConnectionStateMachine``.
 ///
-/// Loop-bound: every method must be called on the channel's event loop (the pool guarantees the
-/// front end runs there too).
+/// It carries one request at a time (capacity 1) or, on a multiplexing backend, several, each
+/// with its own request id and receiver. Loop-bound: every method must be called on the channel's
+/// event loop (the pool guarantees the front end runs there too).
 public final class FastCGIConnection: ChannelDuplexHandler {
     public typealias InboundIn = FastCGIRecord
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
-    private var stateMachine = FastCGIConnectionStateMachine()
-    private var context: ChannelHandlerContext?
-    private weak var receiver: (any FastCGIResponseReceiver)?
+    /// Who waits for a request's records, and its read clock.
+    private struct Waiter {
+        let requestID: UInt16
+        /// Weak: an exchange that went away must not be kept alive by its backend.
+        weak var receiver: (any FastCGIResponseReceiver)?
+        var readTimeout: TimeAmount
+        var lastReadAt: NIODeadline
+    }
 
-    /// Reads are gated by the front end: a client that does not read stops us reading STDOUT.
+    private var stateMachine: FastCGIConnectionStateMachine
+    private var waiters: [Waiter] = []
+    private var context: ChannelHandlerContext?
+
+    /// Reads are gated by the front end on a connection of its own: a client that does not read
+    /// stops us reading STDOUT. Never on a shared (multiplexed) connection, where that would stall
+    /// every other request: there the exchange buffers instead.
     private var readingPaused = false
     private var pendingRead = false
-
-    private var readTimeout: TimeAmount = .seconds(60)
-    private var lastReadAt: NIODeadline = .now()
     private var readTimer: Scheduled<Void>?
 
     /// Called once when the channel closes (the pool forgets the connection).
     var onClose: ((FastCGIConnection) -> Void)?
+    /// Called for GET_VALUES_RESULT and UNKNOWN_TYPE records (the pool learns capacities).
+    var onManagementRecord: ((FastCGIRecord) -> Void)?
     /// Which backend of its pool this connection goes to.
     public let backendIndex: Int
+    /// The pool's own number for this connection.
+    public let id: Int
     /// How many requests this connection has carried (for logs and tests).
     public private(set) var requestCount = 0
 
-    init(backendIndex: Int) {
+    init(backendIndex: Int, id: Int = 0, capacity: Int = 1) {
         self.backendIndex = backendIndex
+        self.id = id
+        self.stateMachine = FastCGIConnectionStateMachine(capacity: capacity)
+        waiters.reserveCapacity(capacity)
     }
 
     public var channel: (any Channel)? { context?.channel }
     public var isWritable: Bool { context?.channel.isWritable ?? false }
-    /// True when a new request may start on this connection.
+    /// More than one request may run at once on this connection.
+    public var isMultiplexed: Bool { stateMachine.capacity > 1 }
+    public var capacity: Int { stateMachine.capacity }
+    public var activeCount: Int { stateMachine.activeCount }
+    /// True when a new request may start on this connection now.
+    public var hasFreeSlot: Bool { stateMachine.hasFreeSlot && (context?.channel.isActive ?? false) }
+    /// True when nothing runs and the connection may carry more requests.
     public var isReusable: Bool { stateMachine.isIdle && (context?.channel.isActive ?? false) }
 
-    // MARK: Driving a request
-
-    /// Starts a request: `records` holds BEGIN_REQUEST and the whole PARAMS stream.
-    public func start(
-        requestID: UInt16,
-        records: ByteBuffer,
-        receiver: any FastCGIResponseReceiver,
-        readTimeout: TimeAmount
-    ) {
-        stateMachine.start(requestID: requestID)
-        self.receiver = receiver
-        self.readTimeout = readTimeout
-        requestCount += 1
-        lastReadAt = .now()
-        armReadTimer(in: readTimeout)
-        context?.write(wrapOutboundOut(records), promise: nil)
+    /// The backend said how many requests it takes at once on a connection.
+    public func setCapacity(_ capacity: Int) {
+        stateMachine.setCapacity(capacity)
     }
 
-    /// Writes request-body bytes (already framed as STDIN records).
+    // MARK: Driving requests
+
+    /// Takes a request id for `receiver`. The caller then writes BEGIN_REQUEST, PARAMS and
+    /// STDIN for that id with ``write(_:)``.
+    public func startRequest(receiver: any FastCGIResponseReceiver, readTimeout: TimeAmount) -> UInt16 {
+        let requestID = stateMachine.startRequest()
+        requestCount += 1
+        let now = NIODeadline.now()
+        waiters.append(Waiter(requestID: requestID, receiver: receiver, readTimeout: readTimeout, lastReadAt: now))
+        if readTimer == nil { armReadTimer(in: readTimeout) }
+        return requestID
+    }
+
+    /// Writes framed records (BEGIN_REQUEST, PARAMS, STDIN).
     public func write(_ records: ByteBuffer) {
         context?.write(wrapOutboundOut(records), promise: nil)
     }
@@ -66,25 +88,44 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         context?.flush()
     }
 
-    /// Stop reading from the backend until ``resumeReading()``.
+    /// Stop reading from the backend until ``resumeReading()``. Ignored on multiplexed
+    /// connections (see `readingPaused`).
     public func pauseReading() {
+        guard !isMultiplexed else { return }
         readingPaused = true
     }
 
     public func resumeReading() {
         guard readingPaused else { return }
         readingPaused = false
-        // The read timer counts only time we were willing to read.
-        lastReadAt = .now()
+        // The read clock counts only time we were willing to read.
+        let now = NIODeadline.now()
+        for index in waiters.indices { waiters[index].lastReadAt = now }
         if pendingRead, let context {
             pendingRead = false
             context.read()
         }
     }
 
-    /// Abandons the connection (client went away, or the exchange no longer wants it).
+    /// The request's client went away (or the exchange gave up on it). On a connection of its own
+    /// the connection is closed: PHP-FPM ignores ABORT_REQUEST and only notices a closed socket.
+    /// On a shared one ABORT_REQUEST is sent and the id stays reserved until END_REQUEST.
+    public func abort(requestID: UInt16) {
+        removeWaiter(requestID)
+        guard isMultiplexed else {
+            close()
+            return
+        }
+        if stateMachine.abort(requestID: requestID), let context {
+            var buffer = context.channel.allocator.buffer(capacity: 16)
+            buffer.writeFastCGIAbortRequest(requestID: requestID)
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    /// Closes the connection; requests still on it fail with ``BackendError/closedEarly``
+    /// (except those whose receivers already left).
     public func close() {
-        receiver = nil
         context?.close(promise: nil)
     }
 
@@ -100,55 +141,70 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let record = unwrapInboundIn(data)
-        lastReadAt = .now()
         switch stateMachine.received(record) {
-        case .forwardStdout:
-            receiver?.backendStdout(record.content)
-        case .forwardStderr:
-            receiver?.backendStderr(record.content)
+        case .forwardStdout(let requestID):
+            touch(requestID)?.backendStdout(record.content)
+        case .forwardStderr(let requestID):
+            touch(requestID)?.backendStderr(record.content)
         case .ignore:
             break
-        case .discardLateStdout:
-            receiver?.backendStderr(ByteBuffer(string: "fcgiproxy: dropped \(record.content.readableBytes) STDOUT bytes sent after the end of STDOUT"))
-        case .requestEnded(let appStatus):
-            readTimer?.cancel()
-            readTimer = nil
-            let receiver = self.receiver
-            self.receiver = nil
-            // The pause belonged to that request's client (END_REQUEST can arrive in the same
-            // read burst that made it pause): an idle connection must keep reading to notice
-            // the backend closing it.
-            resumeReading()
+        case .discardLateStdout(let requestID):
+            touch(requestID)?.backendStderr(
+                ByteBuffer(string: "fcgiproxy: dropped \(record.content.readableBytes) STDOUT bytes sent after the end of STDOUT")
+            )
+        case .requestEnded(let requestID, let appStatus, _):
+            let receiver = removeWaiter(requestID)
+            if waiters.isEmpty {
+                // The pause belonged to that request's client (END_REQUEST can arrive in the same
+                // read burst that made it pause): an idle connection must keep reading to notice
+                // the backend closing it.
+                resumeReading()
+            }
             receiver?.backendEnded(appStatus: appStatus)
+        case .requestRejected(let requestID, let protocolStatus):
+            if protocolStatus == FastCGIProtocolStatus.cantMultiplexConnection.rawValue {
+                stateMachine.setCapacity(1)
+            }
+            let receiver = removeWaiter(requestID)
+            if waiters.isEmpty { resumeReading() }
+            receiver?.backendFailed(.rejected(protocolStatus: protocolStatus))
+        case .management:
+            onManagementRecord?(record)
         case .failAndClose(let error):
-            failAndClose(context: context, error)
+            failAll(error)
+            context.close(promise: nil)
         }
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
-        receiver?.backendReadComplete()
+        for waiter in waiters {
+            waiter.receiver?.backendReadComplete()
+        }
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        receiver?.backendWritabilityChanged(isWritable: context.channel.isWritable)
+        let writable = context.channel.isWritable
+        for waiter in waiters {
+            waiter.receiver?.backendWritabilityChanged(isWritable: writable)
+        }
         context.fireChannelWritabilityChanged()
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
         readTimer?.cancel()
         readTimer = nil
-        if let error = stateMachine.closed() {
-            let receiver = self.receiver
-            self.receiver = nil
-            receiver?.backendFailed(error)
-        }
+        _ = stateMachine.closed()
+        failAll(.closedEarly)
         onClose?(self)
         onClose = nil
         context.fireChannelInactive()
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        failAndClose(context: context, stateMachine.decodingFailed(error).error)
+        if case .failAndClose(let failure) = stateMachine.decodingFailed(error) {
+            failAll(failure)
+        }
+        context.close(promise: nil)
     }
 
     public func read(context: ChannelHandlerContext) {
@@ -161,17 +217,36 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     // MARK: Internals
 
-    private func failAndClose(context: ChannelHandlerContext, _ error: BackendError?) {
-        readTimer?.cancel()
-        readTimer = nil
-        let receiver = self.receiver
-        self.receiver = nil
-        if let error { receiver?.backendFailed(error) }
-        context.close(promise: nil)
+    /// The receiver of a running request, with its read clock reset.
+    private func touch(_ requestID: UInt16) -> (any FastCGIResponseReceiver)? {
+        guard let index = waiters.firstIndex(where: { $0.requestID == requestID }) else { return nil }
+        waiters[index].lastReadAt = .now()
+        return waiters[index].receiver
     }
 
-    /// One timer per request, re-armed for the remaining time instead of rescheduled per record:
-    /// records arrive far more often than the timer fires.
+    @discardableResult
+    private func removeWaiter(_ requestID: UInt16) -> (any FastCGIResponseReceiver)? {
+        guard let index = waiters.firstIndex(where: { $0.requestID == requestID }) else { return nil }
+        let receiver = waiters.remove(at: index).receiver
+        if waiters.isEmpty {
+            readTimer?.cancel()
+            readTimer = nil
+        }
+        return receiver
+    }
+
+    private func failAll(_ error: BackendError) {
+        readTimer?.cancel()
+        readTimer = nil
+        let failed = waiters
+        waiters.removeAll()
+        for waiter in failed {
+            waiter.receiver?.backendFailed(error)
+        }
+    }
+
+    /// One timer per connection, re-armed for the earliest remaining deadline instead of
+    /// rescheduled per record: records arrive far more often than the timer fires.
     private func armReadTimer(in delay: TimeAmount) {
         guard let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -182,27 +257,34 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     private func readTimerFired() {
         readTimer = nil
-        guard case .running = stateMachine.state, let context else { return }
-        if readingPaused {
-            armReadTimer(in: readTimeout)
-            return
-        }
-        let deadline = lastReadAt + readTimeout
+        guard !waiters.isEmpty, context != nil else { return }
         let now = NIODeadline.now()
-        if deadline > now {
-            armReadTimer(in: deadline - now)
+        if readingPaused {
+            armReadTimer(in: waiters.map(\.readTimeout).min()!)
             return
         }
-        if case .failAndClose(let error)? = stateMachine.readTimedOut() {
-            failAndClose(context: context, error)
+        var expired: [UInt16] = []
+        var next: NIODeadline?
+        for waiter in waiters {
+            let deadline = waiter.lastReadAt + waiter.readTimeout
+            if deadline <= now {
+                expired.append(waiter.requestID)
+            } else {
+                next = next.map { min($0, deadline) } ?? deadline
+            }
         }
-    }
-}
-
-extension FastCGIConnectionStateMachine.RecordAction {
-    fileprivate var error: BackendError? {
-        if case .failAndClose(let error) = self { return error }
-        return nil
+        for requestID in expired {
+            let receiver = waiters.first { $0.requestID == requestID }?.receiver
+            if case .failAndClose? = stateMachine.readTimedOut(requestID: requestID) {
+                // Alone on its connection: closing is the only abort PHP-FPM notices.
+                failAll(.readTimeout)
+                context?.close(promise: nil)
+                return
+            }
+            abort(requestID: requestID)
+            receiver?.backendFailed(.readTimeout)
+        }
+        if let next { armReadTimer(in: next - now) }
     }
 }
 

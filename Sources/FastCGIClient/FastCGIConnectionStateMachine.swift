@@ -1,93 +1,163 @@
 import FastCGI
+import NIOCore
 
-/// The life of one keep-alive (non-multiplexed) FastCGI connection, without I/O.
+/// The life of one FastCGI connection and the requests on it, without I/O.
 ///
-/// The handler feeds it events and performs the actions it returns; that keeps every
-/// protocol decision (what is a violation, when the connection may be reused) testable alone.
+/// A connection has a capacity: 1 for a plain keep-alive connection, N for a multiplexed one
+/// (FCGI_MPXS_CONNS). The handler feeds it events and performs the actions it returns; every
+/// protocol decision (what is a violation, when a request id is free again, when the connection
+/// may be reused) is made here and tested alone.
 public struct FastCGIConnectionStateMachine: Sendable {
     public enum State: Sendable, Equatable {
-        /// Connected, no request: any byte from the backend now is a violation.
-        case idle
-        /// `stdoutEnded`: the empty STDOUT record came; `tainted`: the backend broke the stream
-        /// rules in a way that does not hurt this response but forbids reusing the connection.
-        case running(requestID: UInt16, stdoutEnded: Bool, tainted: Bool)
+        case open
         case closed
     }
 
+    /// One request id in use on this connection.
+    public struct RequestSlot: Sendable, Equatable {
+        public var requestID: UInt16
+        /// The empty STDOUT record came: more STDOUT is a backend bug (PHP #72185).
+        public var stdoutEnded = false
+        /// ABORT_REQUEST was sent: its records are dropped, its id stays reserved until
+        /// END_REQUEST (FastCGI 1.0 §5.4).
+        public var aborted = false
+    }
+
     public enum RecordAction: Sendable, Equatable {
-        case forwardStdout
-        /// STDOUT after the empty record that ended the stream (PHP bug #72185): dropped, logged,
-        /// and the connection is not reused.
-        case discardLateStdout
-        case forwardStderr
-        /// An empty STDOUT/STDERR record (end of that stream): nothing to do.
+        case forwardStdout(requestID: UInt16)
+        case forwardStderr(requestID: UInt16)
+        /// Nothing to do (an empty stream record, or a record of an aborted request).
         case ignore
-        /// END_REQUEST with REQUEST_COMPLETE: the request is over, the connection is idle.
-        case requestEnded(appStatus: UInt32)
-        /// Fail the running request (if any) and close the connection.
+        /// STDOUT after the empty record that ended the stream: dropped, logged, and the
+        /// connection is not reused afterwards.
+        case discardLateStdout(requestID: UInt16)
+        /// END_REQUEST with REQUEST_COMPLETE; the id is free again. `aborted` tells that nobody
+        /// waits for it any more.
+        case requestEnded(requestID: UInt16, appStatus: UInt32, aborted: Bool)
+        /// END_REQUEST with CANT_MPX_CONN, OVERLOADED or UNKNOWN_ROLE: the request was not
+        /// served, the connection stays usable.
+        case requestRejected(requestID: UInt16, protocolStatus: UInt8)
+        /// A management record (request id 0): GET_VALUES_RESULT or UNKNOWN_TYPE.
+        case management
+        /// Fail every request on the connection and close it.
         case failAndClose(BackendError)
     }
 
-    public private(set) var state: State = .idle
+    public private(set) var state: State = .open
+    /// Requests in flight, in start order. An array, not a dictionary: capacity is 1 for most
+    /// connections and small for the rest, and its storage is reused from request to request.
+    public private(set) var slots: [RequestSlot] = []
+    /// How many requests may run at once.
+    public private(set) var capacity: Int
+    /// Set when the backend broke a rule that spares the current response but makes the
+    /// connection unfit for another request.
+    public private(set) var tainted = false
+    private var lastRequestID: UInt16 = 0
 
-    public init() {}
+    public init(capacity: Int = 1) {
+        precondition(capacity >= 1)
+        self.capacity = capacity
+        slots.reserveCapacity(capacity)
+    }
 
-    public var isIdle: Bool { state == .idle }
+    /// True when a new request may start now.
+    public var hasFreeSlot: Bool { state == .open && !tainted && slots.count < capacity }
+    /// True when nothing runs and the connection may be reused.
+    public var isIdle: Bool { state == .open && !tainted && slots.isEmpty }
+    public var activeCount: Int { slots.count }
 
-    /// A new request takes the connection. Only valid when idle.
-    public mutating func start(requestID: UInt16) {
-        precondition(state == .idle, "request started on a busy or closed FastCGI connection")
-        state = .running(requestID: requestID, stdoutEnded: false, tainted: false)
+    /// The backend told us (GET_VALUES, CANT_MPX_CONN) how many requests it takes at once.
+    public mutating func setCapacity(_ capacity: Int) {
+        self.capacity = max(1, capacity)
+    }
+
+    /// Takes a free request id and marks it in use. Only valid with a free slot.
+    ///
+    /// Ids count up and skip those in use, so a late record for a finished request cannot land
+    /// on the next one with the same id (what reusing id 1, as nginx does, would allow).
+    public mutating func startRequest() -> UInt16 {
+        precondition(hasFreeSlot, "request started on a full or closed FastCGI connection")
+        var id = lastRequestID
+        repeat {
+            id = id == UInt16.max ? 1 : id + 1
+        } while slots.contains(where: { $0.requestID == id })
+        lastRequestID = id
+        slots.append(RequestSlot(requestID: id))
+        return id
+    }
+
+    /// The client went away or timed out. Returns true when an ABORT_REQUEST should be sent
+    /// (the id stays reserved until END_REQUEST); false when the request is unknown.
+    public mutating func abort(requestID: UInt16) -> Bool {
+        guard let index = slots.firstIndex(where: { $0.requestID == requestID }), !slots[index].aborted else {
+            return false
+        }
+        slots[index].aborted = true
+        return true
     }
 
     /// A record arrived from the backend.
     public mutating func received(_ record: FastCGIRecord) -> RecordAction {
-        guard case .running(let id, let stdoutEnded, let tainted) = state else {
-            // Bytes between requests mean the backend and we disagree on framing: never reuse.
-            return fail(.protocolViolation("record type \(record.type) while idle"))
+        guard state == .open else { return .ignore }
+        if record.requestID == FastCGIConstants.managementRequestID {
+            switch record.recordType {
+            case .getValuesResult, .unknownType:
+                return .management
+            default:
+                return fail(.protocolViolation("record type \(record.type) on the management id"))
+            }
         }
-        guard record.requestID == id else {
-            return fail(.protocolViolation("record for request id \(record.requestID), expected \(id)"))
+        guard let index = slots.firstIndex(where: { $0.requestID == record.requestID }) else {
+            // Bytes for no running request: the backend and we disagree on framing.
+            return fail(.protocolViolation("record type \(record.type) for request id \(record.requestID), which is not running"))
         }
+        let slot = slots[index]
         switch record.recordType {
         case .stdout:
-            if stdoutEnded {
+            if slot.aborted { return .ignore }
+            if slot.stdoutEnded {
                 if record.content.readableBytes == 0 { return .ignore }
-                state = .running(requestID: id, stdoutEnded: true, tainted: true)
-                return .discardLateStdout
+                tainted = true
+                return .discardLateStdout(requestID: slot.requestID)
             }
             if record.content.readableBytes == 0 {
-                state = .running(requestID: id, stdoutEnded: true, tainted: tainted)
+                slots[index].stdoutEnded = true
                 return .ignore
             }
-            return .forwardStdout
+            return .forwardStdout(requestID: slot.requestID)
         case .stderr:
-            return record.content.readableBytes == 0 ? .ignore : .forwardStderr
+            if slot.aborted || record.content.readableBytes == 0 { return .ignore }
+            return .forwardStderr(requestID: slot.requestID)
         case .endRequest:
             guard let body = try? FastCGIEndRequestBody(parsing: record.content) else {
                 return fail(.protocolViolation("malformed END_REQUEST"))
             }
-            guard body.protocolStatus == FastCGIProtocolStatus.requestComplete.rawValue else {
-                return fail(.rejected(protocolStatus: body.protocolStatus))
+            slots.remove(at: index)
+            if body.protocolStatus != FastCGIProtocolStatus.requestComplete.rawValue, !slot.aborted {
+                return .requestRejected(requestID: slot.requestID, protocolStatus: body.protocolStatus)
             }
-            state = tainted ? .closed : .idle
-            return .requestEnded(appStatus: body.appStatus)
+            return .requestEnded(requestID: slot.requestID, appStatus: body.appStatus, aborted: slot.aborted)
         default:
             return fail(.protocolViolation("unexpected record type \(record.type)"))
         }
     }
 
-    /// The read timer fired: only a running request can time out.
-    public mutating func readTimedOut() -> RecordAction? {
-        guard case .running = state else { return nil }
-        return fail(.readTimeout)
+    /// The request's read timer fired: on a connection of its own the connection closes (PHP-FPM
+    /// only notices a closed socket); on a shared one the request is aborted.
+    public mutating func readTimedOut(requestID: UInt16) -> RecordAction? {
+        guard state == .open, slots.contains(where: { $0.requestID == requestID }) else { return nil }
+        if capacity == 1 {
+            return fail(.readTimeout)
+        }
+        return nil
     }
 
-    /// The channel went inactive. Returns the error to report if a request was running.
-    public mutating func closed() -> BackendError? {
-        defer { state = .closed }
-        if case .running = state { return .closedEarly }
-        return nil
+    /// The channel went inactive. Returns the ids of requests that were still waiting.
+    public mutating func closed() -> [UInt16] {
+        state = .closed
+        let waiting = slots.filter { !$0.aborted }.map(\.requestID)
+        slots.removeAll()
+        return waiting
     }
 
     /// The decoder threw (bad version, oversized record).

@@ -39,9 +39,15 @@ final class Exchange: FastCGIResponseReceiver {
 
     private var route: RouteConfig?
     private var poolIndex = 0
-    private var records: ByteBuffer?
-    private let requestID: UInt16
+    /// PARAMS of the request, built once routing succeeded; framed when a connection (and so a
+    /// request id) is known.
+    private var params: CGIParameters?
+    /// Assigned by the connection (ids are per connection).
+    private var requestID: UInt16 = 0
     private var connection: FastCGIConnection?
+    /// Response bytes written to a client that is not reading, on a multiplexed connection whose
+    /// socket we must not pause (see `backendStdout`).
+    private var unflushedBytes = 0
     private var connectionWasReused = false
     private var stdinEnded = false
     private var retried = false
@@ -64,13 +70,14 @@ final class Exchange: FastCGIResponseReceiver {
     /// Longest local redirect chain (RFC 3875 §6.2.2 re-dispatch), as nginx's limit of 10.
     private static let maxRedirects = 10
     private static let maxStderrLinesPerRequest = 50
+    /// Response bytes one request may leave unread by its client on a multiplexed connection.
+    private static let multiplexedBufferLimit = 4 * 1024 * 1024
 
     init(head: HTTPRequestHead, frontend: HTTPFrontendHandler) {
         self.head = head
         self.frontend = frontend
         self.isHead = head.method == .HEAD
         self.keepAliveRequested = head.isKeepAlive
-        self.requestID = frontend.resources.makeRequestID()
     }
 
     // MARK: Request side
@@ -158,7 +165,7 @@ final class Exchange: FastCGIResponseReceiver {
             }
             contentLength = buffer.length
         }
-        try prepareRecords(requestPath: requestPath, script: script, contentLength: contentLength)
+        try prepareParams(requestPath: requestPath, script: script, contentLength: contentLength)
         sendContinueIfWanted()
         connect()
     }
@@ -172,7 +179,7 @@ final class Exchange: FastCGIResponseReceiver {
         frontend.flush()
     }
 
-    private func prepareRecords(requestPath: RequestPath, script: ResolvedScript, contentLength: Int?) throws(HTTPError) {
+    private func prepareParams(requestPath: RequestPath, script: ResolvedScript, contentLength: Int?) throws(HTTPError) {
         guard let route else { return }
         let params = CGIParameters.build(
             head: head,
@@ -183,6 +190,18 @@ final class Exchange: FastCGIResponseReceiver {
             connection: frontend.connectionInfo,
             serverSoftware: server.serverSoftware
         )
+        // PHP-FPM parses each PARAMS record alone, so one pair must fit one record.
+        for pair in params.pairs
+        where FastCGINameValuePairs.encodedLength(nameLength: pair.name.utf8.count, valueLength: pair.value.utf8.count)
+            > FastCGIConstants.maxContentLength
+        {
+            throw HTTPError(431, "header \(pair.name) does not fit one FastCGI record")
+        }
+        self.params = params
+    }
+
+    /// BEGIN_REQUEST and the PARAMS stream for the id the connection gave us.
+    private func framedParams(requestID: UInt16) -> ByteBuffer {
         var buffer = frontend.context!.channel.allocator.buffer(capacity: 2048)
         let keepConnection = shared.pools[poolIndex].config.keepalive
         buffer.writeFastCGIBeginRequest(
@@ -191,14 +210,11 @@ final class Exchange: FastCGIResponseReceiver {
             flags: keepConnection ? FastCGIConstants.keepConnectionFlag : 0
         )
         var writer = FastCGIParamsWriter(requestID: requestID, buffer: buffer)
-        do {
-            for pair in params.pairs {
-                try writer.append(name: pair.name, value: pair.value)
-            }
-        } catch {
-            throw HTTPError(431, "a header does not fit one FastCGI record")
+        for pair in params?.pairs ?? [] {
+            // Sizes were checked in prepareParams: a pair that fits cannot fail here.
+            try? writer.append(name: pair.name, value: pair.value)
         }
-        records = writer.finish()
+        return writer.finish()
     }
 
     func requestBody(_ body: ByteBuffer) {
@@ -221,7 +237,7 @@ final class Exchange: FastCGIResponseReceiver {
             if let connection, !stdinEnded {
                 writeStdin(body, to: connection)
                 if !connection.isWritable { frontend.pauseReading() }
-            } else if connection == nil, records != nil {
+            } else if connection == nil, params != nil {
                 pendingBody.append(body)
                 pendingBodyBytes += body.readableBytes
                 if pendingBodyBytes > Self.pendingBodyLimit { frontend.pauseReading() }
@@ -243,7 +259,7 @@ final class Exchange: FastCGIResponseReceiver {
             guard let (requestPath, script) = deferredParams else { return }
             deferredParams = nil
             do {
-                try prepareRecords(requestPath: requestPath, script: script, contentLength: buffer.length)
+                try prepareParams(requestPath: requestPath, script: script, contentLength: buffer.length)
                 connect()
             } catch {
                 fail(error)
@@ -270,14 +286,15 @@ final class Exchange: FastCGIResponseReceiver {
     }
 
     private func connected(_ connection: FastCGIConnection, reused: Bool, pool: FastCGIConnectionPool) {
-        guard !finished, let records else {
+        guard !finished, params != nil else {
             pool.release(connection)
             return
         }
         self.connection = connection
         connectionWasReused = reused
         let readTimeout = TimeAmount(shared.pools[poolIndex].config.readTimeout)
-        connection.start(requestID: requestID, records: records, receiver: self, readTimeout: readTimeout)
+        requestID = connection.startRequest(receiver: self, readTimeout: readTimeout)
+        connection.write(framedParams(requestID: requestID))
         switch bodyMode {
         case .none:
             endStdin(on: connection)
@@ -347,8 +364,7 @@ final class Exchange: FastCGIResponseReceiver {
             } catch {
                 responseState = .done
                 shared.logger.error("bad response head from backend: \(error.reason)", metadata: logMetadata)
-                connection?.close()
-                connection = nil
+                abandonBackend()
                 fail(HTTPError(502, error.reason))
             }
         case .streaming:
@@ -420,8 +436,21 @@ final class Exchange: FastCGIResponseReceiver {
         }
         bytesSent += data.readableBytes
         frontend.write(.body(.byteBuffer(data)))
-        if !frontend.isWritable {
-            connection?.pauseReading()
+        guard !frontend.isWritable, let connection else { return }
+        if !connection.isMultiplexed {
+            connection.pauseReading()
+            return
+        }
+        // A shared connection must not stall for one slow client: this request's output is
+        // buffered (in the channel) up to a cap, then the request is aborted.
+        unflushedBytes += data.readableBytes
+        if unflushedBytes > Self.multiplexedBufferLimit {
+            shared.logger.warning("client too slow on a multiplexed connection: request aborted after buffering \(unflushedBytes) bytes", metadata: logMetadata)
+            abandonBackend()
+            finished = true
+            responseState = .done
+            logAccess()
+            frontend.abort(self)
         }
     }
 
@@ -444,7 +473,9 @@ final class Exchange: FastCGIResponseReceiver {
         let connection = self.connection
         self.connection = nil
         if let connection {
-            if stdinEnded {
+            if stdinEnded || connection.isMultiplexed {
+                // On a shared connection the backend drops STDIN for an ended id, and ids are
+                // not reused soon, so the rest of the body cannot reach another request.
                 frontend.resources.pools[poolIndex].release(connection)
             } else {
                 // The backend answered before taking the whole body: STDIN records still in
@@ -507,7 +538,9 @@ final class Exchange: FastCGIResponseReceiver {
     // MARK: Front end events
 
     func frontendWritabilityChanged(isWritable: Bool) {
-        if isWritable { connection?.resumeReading() }
+        guard isWritable else { return }
+        unflushedBytes = 0
+        connection?.resumeReading()
     }
 
     /// The client connection closed under us.
@@ -517,15 +550,13 @@ final class Exchange: FastCGIResponseReceiver {
         // nginx's 499: the client closed the connection before the response was complete.
         if responseStatus == 0 { responseStatus = 499 }
         logAccess()
-        connection?.close()
-        connection = nil
+        abandonBackend()
     }
 
     /// The client's byte stream broke (parser error) mid-request.
     func frontendFailed(_ error: HTTPError) {
         guard !finished else { return }
-        connection?.close()
-        connection = nil
+        abandonBackend()
         if headWritten {
             finished = true
             logAccess()
@@ -540,21 +571,19 @@ final class Exchange: FastCGIResponseReceiver {
     private func redirect(to location: String) {
         redirects += 1
         guard redirects <= Self.maxRedirects else {
-            connection?.close()
-            connection = nil
+            abandonBackend()
             fail(HTTPError(500, "local redirect loop"))
             return
         }
-        // The rest of this response is not wanted: drop the connection rather than drain it.
-        connection?.close()
-        connection = nil
+        // The rest of this response is not wanted: abort it rather than drain it.
+        abandonBackend()
         head.method = .GET
         head.uri = location
         head.headers.remove(name: "content-length")
         head.headers.remove(name: "content-type")
         head.headers.remove(name: "transfer-encoding")
         bodyMode = .none
-        records = nil
+        params = nil
         stdinEnded = false
         retried = false
         responseState = .waitingForHead(CGIResponseHeadParser())
@@ -571,8 +600,7 @@ final class Exchange: FastCGIResponseReceiver {
         guard !finished else { return }
         finished = true
         responseState = .done
-        connection?.close()
-        connection = nil
+        abandonBackend()
         if headWritten {
             logAccess()
             frontend.abort(self)
@@ -594,6 +622,13 @@ final class Exchange: FastCGIResponseReceiver {
         responseStatus = httpError.status
         logAccess()
         frontend.finish(self, keepAlive: keepAliveRequested)
+    }
+
+    /// Gives up the backend request: ABORT_REQUEST on a shared connection, close otherwise.
+    private func abandonBackend() {
+        guard let connection else { return }
+        self.connection = nil
+        connection.abort(requestID: requestID)
     }
 
     private func logAccess() {

@@ -56,9 +56,6 @@ extension SocketAddress {
 final class LoopResources {
     let eventLoop: any EventLoop
     let pools: [FastCGIConnectionPool]
-    /// Request ids only need to be unique per connection; one counter per loop keeps them
-    /// varied, which makes a backend that mixes up ids visible.
-    private var nextRequestID: UInt16 = 0
 
     init(context: ProxyContext, eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -96,11 +93,6 @@ final class LoopResources {
         var buffer = [CChar](repeating: 0, count: 40)
         let count = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
         return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    func makeRequestID() -> UInt16 {
-        nextRequestID = nextRequestID == UInt16.max ? 1 : nextRequestID + 1
-        return nextRequestID
     }
 }
 

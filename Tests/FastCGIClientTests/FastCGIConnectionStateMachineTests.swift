@@ -19,21 +19,23 @@ import Testing
 
     @Test func aRequestRunsToItsEndAndLeavesTheConnectionIdle() {
         var machine = FastCGIConnectionStateMachine()
-        machine.start(requestID: 7)
-        #expect(machine.received(record(.stdout, id: 7, [65])) == .forwardStdout)
-        #expect(machine.received(record(.stderr, id: 7, [66])) == .forwardStderr)
-        #expect(machine.received(record(.stdout, id: 7)) == .ignore)
-        #expect(machine.received(endRequest(id: 7, appStatus: 3)) == .requestEnded(appStatus: 3))
+        let id = machine.startRequest()
+        #expect(!machine.hasFreeSlot)
+        #expect(machine.received(record(.stdout, id: id, [65])) == .forwardStdout(requestID: id))
+        #expect(machine.received(record(.stderr, id: id, [66])) == .forwardStderr(requestID: id))
+        #expect(machine.received(record(.stdout, id: id)) == .ignore)
+        #expect(machine.received(endRequest(id: id, appStatus: 3)) == .requestEnded(requestID: id, appStatus: 3, aborted: false))
         #expect(machine.isIdle)
-        // Reusable: a second request on the same connection.
-        machine.start(requestID: 8)
-        #expect(machine.received(endRequest(id: 8)) == .requestEnded(appStatus: 0))
+        // Reusable, with a new id: a late record for the old one cannot land on the new request.
+        let next = machine.startRequest()
+        #expect(next != id)
+        #expect(machine.received(endRequest(id: next)) == .requestEnded(requestID: next, appStatus: 0, aborted: false))
     }
 
     @Test func aRecordForAnotherRequestIDClosesTheConnection() {
         var machine = FastCGIConnectionStateMachine()
-        machine.start(requestID: 1)
-        guard case .failAndClose(.protocolViolation) = machine.received(record(.stdout, id: 2, [1])) else {
+        let id = machine.startRequest()
+        guard case .failAndClose(.protocolViolation) = machine.received(record(.stdout, id: id &+ 1, [1])) else {
             Issue.record("wrong id was accepted")
             return
         }
@@ -42,60 +44,113 @@ import Testing
 
     @Test func bytesBetweenRequestsAreAViolation() {
         var machine = FastCGIConnectionStateMachine()
-        guard case .failAndClose(.protocolViolation) = machine.received(record(.stdout, id: 0, [1])) else {
+        guard case .failAndClose(.protocolViolation) = machine.received(record(.stdout, id: 1, [1])) else {
             Issue.record("idle record was accepted")
             return
         }
         #expect(machine.state == .closed)
     }
 
+    @Test func endRequestTwiceIsAViolation() {
+        var machine = FastCGIConnectionStateMachine()
+        let id = machine.startRequest()
+        _ = machine.received(endRequest(id: id))
+        guard case .failAndClose(.protocolViolation) = machine.received(endRequest(id: id)) else {
+            Issue.record("second END_REQUEST was accepted")
+            return
+        }
+    }
+
     @Test func unexpectedRecordTypesAndBadEndRequestsAreViolations() {
         var machine = FastCGIConnectionStateMachine()
-        machine.start(requestID: 1)
-        guard case .failAndClose(.protocolViolation) = machine.received(record(.params, id: 1, [1])) else {
+        let id = machine.startRequest()
+        guard case .failAndClose(.protocolViolation) = machine.received(record(.params, id: id, [1])) else {
             Issue.record("PARAMS from a backend was accepted")
             return
         }
         var second = FastCGIConnectionStateMachine()
-        second.start(requestID: 1)
-        guard case .failAndClose(.protocolViolation) = second.received(record(.endRequest, id: 1, [0, 0])) else {
+        let other = second.startRequest()
+        guard case .failAndClose(.protocolViolation) = second.received(record(.endRequest, id: other, [0, 0])) else {
             Issue.record("short END_REQUEST was accepted")
             return
         }
+    }
+
+    @Test func rejectionsEndTheRequestButKeepTheConnection() {
+        var machine = FastCGIConnectionStateMachine()
+        let id = machine.startRequest()
+        #expect(machine.received(endRequest(id: id, protocolStatus: 2)) == .requestRejected(requestID: id, protocolStatus: 2))
+        #expect(machine.isIdle)
     }
 
     /// PHP bug #72185: the empty STDOUT record ends the body; what follows is dropped and the
     /// connection, whose stream discipline is now in doubt, is not reused.
     @Test func stdoutAfterTheEmptyRecordIsDiscardedAndTaintsTheConnection() {
         var machine = FastCGIConnectionStateMachine()
-        machine.start(requestID: 1)
-        #expect(machine.received(record(.stdout, id: 1, [65])) == .forwardStdout)
-        #expect(machine.received(record(.stdout, id: 1)) == .ignore)
-        #expect(machine.received(record(.stdout, id: 1, [66])) == .discardLateStdout)
-        #expect(machine.received(endRequest(id: 1)) == .requestEnded(appStatus: 0))
+        let id = machine.startRequest()
+        #expect(machine.received(record(.stdout, id: id, [65])) == .forwardStdout(requestID: id))
+        #expect(machine.received(record(.stdout, id: id)) == .ignore)
+        #expect(machine.received(record(.stdout, id: id, [66])) == .discardLateStdout(requestID: id))
+        #expect(machine.received(endRequest(id: id)) == .requestEnded(requestID: id, appStatus: 0, aborted: false))
         #expect(!machine.isIdle)
-        #expect(machine.state == .closed)
+        #expect(!machine.hasFreeSlot)
     }
 
-    @Test func endRequestWithOverloadedIsARejection() {
+    @Test func multiplexedRequestsInterleaveUpToCapacity() {
+        var machine = FastCGIConnectionStateMachine(capacity: 3)
+        let a = machine.startRequest()
+        let b = machine.startRequest()
+        let c = machine.startRequest()
+        #expect(Set([a, b, c]).count == 3)
+        #expect(!machine.hasFreeSlot)
+        #expect(machine.received(record(.stdout, id: b, [1])) == .forwardStdout(requestID: b))
+        #expect(machine.received(record(.stdout, id: a, [1])) == .forwardStdout(requestID: a))
+        #expect(machine.received(endRequest(id: b)) == .requestEnded(requestID: b, appStatus: 0, aborted: false))
+        #expect(machine.hasFreeSlot)
+        #expect(machine.activeCount == 2)
+    }
+
+    @Test func abortedRequestsKeepTheirIDUntilEndRequest() {
+        var machine = FastCGIConnectionStateMachine(capacity: 2)
+        let a = machine.startRequest()
+        let first = machine.abort(requestID: a)
+        let second = machine.abort(requestID: a)
+        #expect(first)
+        #expect(!second, "a second abort sends nothing")
+        #expect(machine.received(record(.stdout, id: a, [1])) == .ignore)
+        #expect(machine.activeCount == 1)
+        #expect(machine.received(endRequest(id: a)) == .requestEnded(requestID: a, appStatus: 0, aborted: true))
+        #expect(machine.isIdle)
+    }
+
+    @Test func managementRecordsAreHandedUp() {
         var machine = FastCGIConnectionStateMachine()
-        machine.start(requestID: 1)
-        #expect(machine.received(endRequest(id: 1, protocolStatus: 2)) == .failAndClose(.rejected(protocolStatus: 2)))
+        #expect(machine.received(record(.getValuesResult, id: 0, [])) == .management)
+        guard case .failAndClose = machine.received(record(.stdout, id: 0, [1])) else {
+            Issue.record("STDOUT on the management id was accepted")
+            return
+        }
     }
 
-    @Test func closeWhileRunningReportsClosedEarlyButNotWhenIdle() {
+    @Test func closeReportsTheRequestsStillWaiting() {
         var idle = FastCGIConnectionStateMachine()
-        #expect(idle.closed() == nil)
-        var running = FastCGIConnectionStateMachine()
-        running.start(requestID: 1)
-        #expect(running.closed() == .closedEarly)
+        #expect(idle.closed().isEmpty)
+        var running = FastCGIConnectionStateMachine(capacity: 2)
+        let a = running.startRequest()
+        let b = running.startRequest()
+        _ = running.abort(requestID: a)
+        #expect(running.closed() == [b])
     }
 
-    @Test func readTimeoutOnlyAppliesToARunningRequest() {
-        var machine = FastCGIConnectionStateMachine()
-        #expect(machine.readTimedOut() == nil)
-        machine.start(requestID: 1)
-        #expect(machine.readTimedOut() == .failAndClose(.readTimeout))
-        #expect(machine.state == .closed)
+    @Test func readTimeoutClosesOnlyAConnectionOfItsOwn() {
+        var single = FastCGIConnectionStateMachine()
+        #expect(single.readTimedOut(requestID: 1) == nil)
+        let id = single.startRequest()
+        #expect(single.readTimedOut(requestID: id) == .failAndClose(.readTimeout))
+        #expect(single.state == .closed)
+        var shared = FastCGIConnectionStateMachine(capacity: 4)
+        let other = shared.startRequest()
+        #expect(shared.readTimedOut(requestID: other) == nil, "a shared connection aborts the request instead")
+        #expect(shared.state == .open)
     }
 }

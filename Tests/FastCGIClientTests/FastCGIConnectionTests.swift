@@ -34,17 +34,18 @@ private final class RecordingReceiver: FastCGIResponseReceiver {
     @Test func forwardsStdoutSplitAcrossReadsAndEndsCleanly() throws {
         let (channel, connection) = try makeChannel()
         let receiver = RecordingReceiver()
+        let id = connection.startRequest(receiver: receiver, readTimeout: .seconds(30))
         var begin = ByteBuffer()
-        begin.writeFastCGIBeginRequest(requestID: 5, role: .responder, flags: FastCGIConstants.keepConnectionFlag)
-        connection.start(requestID: 5, records: begin, receiver: receiver, readTimeout: .seconds(30))
+        begin.writeFastCGIBeginRequest(requestID: id, role: .responder, flags: FastCGIConstants.keepConnectionFlag)
+        connection.write(begin)
         connection.flush()
         let written = try channel.readOutbound(as: ByteBuffer.self)
         #expect(written == begin)
 
         var response = ByteBuffer()
-        response.writeFastCGIStream(type: .stdout, requestID: 5, content: ByteBuffer(string: "Status: 200\r\n\r\nhello"))
-        response.writeFastCGIStreamEnd(type: .stdout, requestID: 5)
-        response.writeFastCGIEndRequest(requestID: 5, appStatus: 0, protocolStatus: .requestComplete)
+        response.writeFastCGIStream(type: .stdout, requestID: id, content: ByteBuffer(string: "Status: 200\r\n\r\nhello"))
+        response.writeFastCGIStreamEnd(type: .stdout, requestID: id)
+        response.writeFastCGIEndRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete)
         // Split mid-header: the decoder must reassemble.
         let first = response.getSlice(at: 0, length: 3)!
         let rest = response.getSlice(at: 3, length: response.readableBytes - 3)!
@@ -59,7 +60,7 @@ private final class RecordingReceiver: FastCGIResponseReceiver {
     @Test func earlyCloseFailsTheRequest() throws {
         let (channel, connection) = try makeChannel()
         let receiver = RecordingReceiver()
-        connection.start(requestID: 1, records: ByteBuffer(), receiver: receiver, readTimeout: .seconds(30))
+        _ = connection.startRequest(receiver: receiver, readTimeout: .seconds(30))
         try channel.close().wait()
         #expect(receiver.events.last == "failed:\(BackendError.closedEarly)")
     }
@@ -67,9 +68,9 @@ private final class RecordingReceiver: FastCGIResponseReceiver {
     @Test func wrongRequestIDClosesTheChannel() throws {
         let (channel, connection) = try makeChannel()
         let receiver = RecordingReceiver()
-        connection.start(requestID: 1, records: ByteBuffer(), receiver: receiver, readTimeout: .seconds(30))
+        let id = connection.startRequest(receiver: receiver, readTimeout: .seconds(30))
         var bad = ByteBuffer()
-        bad.writeFastCGIStream(type: .stdout, requestID: 2, content: ByteBuffer(string: "x"))
+        bad.writeFastCGIStream(type: .stdout, requestID: id &+ 1, content: ByteBuffer(string: "x"))
         try channel.writeInbound(bad)
         #expect(!channel.isActive)
         #expect(receiver.events.last?.hasPrefix("failed:protocol violation") == true)
@@ -79,7 +80,7 @@ private final class RecordingReceiver: FastCGIResponseReceiver {
     @Test func readTimeoutFiresWithoutBackendData() throws {
         let (channel, connection) = try makeChannel()
         let receiver = RecordingReceiver()
-        connection.start(requestID: 1, records: ByteBuffer(), receiver: receiver, readTimeout: .milliseconds(50))
+        _ = connection.startRequest(receiver: receiver, readTimeout: .milliseconds(50))
         // EmbeddedEventLoop runs timers only when told; real time must also pass for the
         // deadline check (it uses NIODeadline.now()).
         usleep(60_000)
@@ -91,7 +92,7 @@ private final class RecordingReceiver: FastCGIResponseReceiver {
     @Test func pausedReadsAreHeldUntilResumed() throws {
         let (channel, connection) = try makeChannel()
         let receiver = RecordingReceiver()
-        connection.start(requestID: 1, records: ByteBuffer(), receiver: receiver, readTimeout: .seconds(30))
+        _ = connection.startRequest(receiver: receiver, readTimeout: .seconds(30))
         let counter = ReadCounter()
         try channel.pipeline.syncOperations.addHandler(counter, position: .first)
         connection.pauseReading()
@@ -110,12 +111,12 @@ extension FastCGIConnectionTests {
         let counter = ReadCounter()
         try channel.pipeline.syncOperations.addHandler(counter, position: .first)
         let receiver = RecordingReceiver()
-        connection.start(requestID: 1, records: ByteBuffer(), receiver: receiver, readTimeout: .seconds(30))
+        let id = connection.startRequest(receiver: receiver, readTimeout: .seconds(30))
         connection.pauseReading()
         channel.read()
         #expect(counter.reads == 0)
         var end = ByteBuffer()
-        end.writeFastCGIEndRequest(requestID: 1, appStatus: 0, protocolStatus: .requestComplete)
+        end.writeFastCGIEndRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete)
         try channel.writeInbound(end)
         #expect(receiver.events.contains("ended:0"))
         #expect(counter.reads == 1)
