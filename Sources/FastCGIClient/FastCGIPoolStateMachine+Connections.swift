@@ -7,10 +7,11 @@ extension FastCGIPoolStateMachine {
         enum State: Sendable {
             /// Connect in flight. Valid transitions: `active` (established), removed (failed).
             case starting
-            /// Takes requests while `leased.count < capacity`. `idleSince`: when `leased` last became
-            /// empty; orders idle connections (most recently used first) and unmasks stale idle timers.
+            /// Takes requests while `leased.count < capacity`. `idleSince`: set while unused, with its
+            /// idle timer armed; orders idle connections (most recently used first) and unmasks stale
+            /// idle timers. `nil` while busy, and while just connected (about to be used or parked).
             /// Valid transitions: `draining`, removed.
-            case active(capacity: Int, leased: [RequestID], idleSince: NIODeadline)
+            case active(capacity: Int, leased: [RequestID], idleSince: NIODeadline?)
             /// Takes no new request (keepalive off, broken, shutting down); removed when the last leased
             /// request leaves. `closing`: ``Action/closeConnection(_:)`` was already sent.
             case draining(leased: [RequestID], closing: Bool)
@@ -60,10 +61,8 @@ extension FastCGIPoolStateMachine {
             finishShutdownIfDone(into: &actions)
             return actions
         }
-        connections[index].state = .active(capacity: 1, leased: [], idleSince: now)
+        connections[index].state = .active(capacity: 1, leased: [], idleSince: nil)
         lastConnectFailure = nil
-        backends[backend].connectFailuresInARow = 0
-        backends[backend].backoffUntil = nil
         recordSuccess(backend: backend, now: now, into: &actions)
         serveWaiters(connectionAt: index, now: now, into: &actions)
         createConnectionsForUncoveredWaiters(into: &actions)
@@ -109,7 +108,7 @@ extension FastCGIPoolStateMachine {
     /// (it may have been leased and released again since the timer was set).
     public mutating func idleTimerFired(_ connection: ConnectionID, now: NIODeadline) -> [Action] {
         guard let index = connectionIndex(connection),
-            case .active(_, let leased, let idleSince) = connections[index].state,
+            case .active(_, let leased, let idleSince?) = connections[index].state,
             leased.isEmpty, now >= idleSince + settings.idleTimeout
         else { return [] }
         connections.remove(at: index)
@@ -142,7 +141,8 @@ extension FastCGIPoolStateMachine {
             case .active(_, let currentLeased, let currentIdleSince) = current.state
         else { return false }
         switch (leased.isEmpty, currentLeased.isEmpty) {
-        case (true, true): return idleSince > currentIdleSince
+        // Just connected counts as most recently used.
+        case (true, true): return (idleSince ?? .distantFuture) > (currentIdleSince ?? .distantFuture)
         case (true, false): return true
         case (false, true): return false
         case (false, false): return candidate.freeSlots > current.freeSlots
@@ -172,10 +172,10 @@ extension FastCGIPoolStateMachine {
         }
         let id = connections[index].id
         let backend = connections[index].backend
-        if leased.isEmpty { actions.append(.cancelIdleTimer(id)) }
+        if idleSince != nil { actions.append(.cancelIdleTimer(id)) }
         leased.append(waiter.id)
         if settings.keepalive {
-            connections[index].state = .active(capacity: capacity, leased: leased, idleSince: idleSince)
+            connections[index].state = .active(capacity: capacity, leased: leased, idleSince: nil)
         } else {
             // Without FCGI_KEEP_CONN the backend closes after this request: never lease it again.
             connections[index].state = .draining(leased: leased, closing: false)
@@ -203,7 +203,8 @@ extension FastCGIPoolStateMachine {
             connections.remove(at: index)
             return
         }
-        guard case .active(let capacity, let leased, _) = connections[index].state else { return }
+        // Already parked (e.g. capacity news for an idle connection): keep its timer.
+        guard case .active(let capacity, let leased, nil) = connections[index].state else { return }
         connections[index].state = .active(capacity: capacity, leased: leased, idleSince: now)
         actions.append(.scheduleIdleTimer(connections[index].id, at: now + settings.idleTimeout))
     }

@@ -46,12 +46,18 @@ extension FastCGIPoolStateMachine {
         guard let index = connectionIndex(connection), connections[index].isStarting else { return [] }
         let backend = connections.remove(at: index).backend
         var actions: [Action] = []
+        if case .running = lifecycle {
+            backends[backend].connectFailuresInARow += 1
+            let delay = backoffDelay(failedAttempts: backends[backend].connectFailuresInARow)
+            backends[backend].backoffUntil = now + delay
+        }
+        var timerScheduled = false
         switch failure {
         case .failed(let error):
             lastConnectFailure = .backend(error)
             poolCounters.errors.count(error)
             backends[backend].counters.errors.count(error)
-            recordFailure(backend: backend, now: now, into: &actions)
+            timerScheduled = recordFailure(backend: backend, now: now, into: &actions)
         case .overloaded:
             // A full listen backlog is load, not breakage: no health penalty, but still back off so
             // that we do not hammer a saturated backend with connects.
@@ -59,10 +65,7 @@ extension FastCGIPoolStateMachine {
             poolCounters.errors.connectOverloaded += 1
             backends[backend].counters.errors.connectOverloaded += 1
         }
-        if case .running = lifecycle {
-            backends[backend].connectFailuresInARow += 1
-            let delay = backoffDelay(failedAttempts: backends[backend].connectFailuresInARow)
-            backends[backend].backoffUntil = now + delay
+        if case .running = lifecycle, !timerScheduled {
             scheduleBackendTimer(backend, into: &actions)
         }
         createConnectionsForUncoveredWaiters(into: &actions)
@@ -96,15 +99,17 @@ extension FastCGIPoolStateMachine {
     // MARK: Passive health
 
     /// Counts a failure; `maxFails` of them within `failTimeout` take the backend out for `failTimeout`.
-    mutating func recordFailure(backend: Int, now: NIODeadline, into actions: inout [Action]) {
-        guard settings.maxFails > 0, !backends[backend].isDown else { return }
+    /// Returns whether it did (and scheduled the backend's timer for the end of the down period).
+    @discardableResult
+    mutating func recordFailure(backend: Int, now: NIODeadline, into actions: inout [Action]) -> Bool {
+        guard settings.maxFails > 0, !backends[backend].isDown else { return false }
         if let start = backends[backend].failureWindowStart, now < start + settings.failTimeout {
             backends[backend].failures += 1
         } else {
             backends[backend].failureWindowStart = now
             backends[backend].failures = 1
         }
-        guard backends[backend].failures >= settings.maxFails else { return }
+        guard backends[backend].failures >= settings.maxFails else { return false }
         backends[backend].downUntil = now + settings.failTimeout
         backends[backend].counters.markedDown += 1
         // Idle connections to a failing backend are likely dead too; running requests finish.
@@ -119,11 +124,15 @@ extension FastCGIPoolStateMachine {
             }
         }
         scheduleBackendTimer(backend, into: &actions)
+        return true
     }
 
-    /// The first success clears failures and brings a down backend back at once.
+    /// The first success (a connect or a completed request) clears failures and backoff and brings
+    /// a down backend back at once: it evidently works. Its pending timer then fires stale.
     mutating func recordSuccess(backend: Int, now: NIODeadline, into actions: inout [Action]) {
         let wasDown = backends[backend].isDown
+        backends[backend].connectFailuresInARow = 0
+        backends[backend].backoffUntil = nil
         backends[backend].failures = 0
         backends[backend].failureWindowStart = nil
         backends[backend].downUntil = nil
