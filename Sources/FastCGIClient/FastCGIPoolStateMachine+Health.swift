@@ -42,7 +42,11 @@ extension FastCGIPoolStateMachine {
 
     /// A connect attempt failed. The waiters it was meant for stay queued: another backend is
     /// tried at once if one can take a connection, this one after its backoff.
-    public mutating func connectionFailed(_ connection: ConnectionID, _ failure: ConnectFailure, now: NIODeadline) -> [Action] {
+    public mutating func connectionFailed(
+        _ connection: ConnectionID,
+        _ failure: ConnectFailure,
+        now: NIODeadline
+    ) -> [Action] {
         guard let index = connectionIndex(connection), connections[index].isStarting else { return [] }
         let backend = connections.remove(at: index).backend
         var actions: [Action] = []

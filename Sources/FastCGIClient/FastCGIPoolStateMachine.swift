@@ -15,6 +15,18 @@ import NIOCore
 /// the latter may answer another `execute` (a retry) instead of `failRequest`. A request that has not
 /// been failed by an action is still owned by the pool and will get one of the two.
 ///
+/// Policies worth knowing:
+/// - Connections are opened only for a waiting request, at most one per waiting request (no connect
+///   storms, no pre-opening), and never more than a backend's `maxConnections`, idle ones included.
+/// - Waiting requests are not bound to a backend: the first slot that frees serves the oldest one.
+/// - Backends down (passive health) or backing off are skipped. If none can take a request, it waits
+///   in the queue until its `queueTimeout` or until a backend comes back, whichever is first; it is
+///   not failed early, because a backend's down period may well end within the queue timeout, and
+///   the timeout then reports the connect error that took the backend down (502, 504 for a connect
+///   timeout) rather than a generic 503.
+/// - A backend comes back when its down period ends (on probation: one more failure within
+///   `failTimeout` takes it out again) or at once when anything on it succeeds.
+///
 /// Timers: the I/O layer keeps one idle timer per connection, one queue timer per waiting request and
 /// one timer per backend; scheduling a timer that already exists replaces it. A timer that fires after
 /// the machine moved on is harmless: every `…TimerFired` call checks its deadline and ignores stale ones.
@@ -40,7 +52,8 @@ public struct FastCGIPoolStateMachine: Sendable {
         /// Connections this shard may hold to the backend (its share of the pool's `max_conns`); at least 1.
         public var maxConnections: Int
         /// `nil`: one request per connection. A number: the most requests one connection may carry,
-        /// further capped by what the backend announces (``FastCGIPoolStateMachine/connectionCapacityKnown(_:capacity:now:)``).
+        /// further capped by what the backend announces
+        /// (``FastCGIPoolStateMachine/connectionCapacityKnown(_:capacity:now:)``).
         public var multiplexCapacity: Int?
 
         public init(weight: Int = 1, maxConnections: Int, multiplexCapacity: Int? = nil) {
@@ -164,7 +177,8 @@ public struct FastCGIPoolStateMachine: Sendable {
     public enum Action: Sendable, Equatable {
         /// Send the request on the connection.
         case execute(RequestID, on: ConnectionID)
-        /// Open a connection to `backends[backend]`; report ``connectionEstablished(_:now:)`` or ``connectionFailed(_:_:now:)``.
+        /// Open a connection to `backends[backend]`; report ``connectionEstablished(_:now:)`` or
+        /// ``connectionFailed(_:_:now:)``.
         case createConnection(ConnectionID, backend: Int)
         /// Close the connection (idempotent for the I/O layer; a later ``connectionClosed(_:now:)`` is ignored).
         case closeConnection(ConnectionID)
@@ -216,13 +230,15 @@ public struct FastCGIPoolStateMachine: Sendable {
 
     /// A request wants a connection.
     public mutating func requestArrived(_ request: RequestID, now: NIODeadline) -> [Action] {
-        precondition(inFlight[request] == nil && !waiters.contains(request), "\(request) is already in the pool")
+        // A debug check only: the queue scan is linear and this is the hot path.
+        assert(inFlight[request] == nil && !waiters.contains(request), "\(request) is already in the pool")
         poolCounters.requests += 1
         guard case .running = lifecycle else {
             return [.failRequest(request, .shuttingDown)]
         }
         var actions: [Action] = []
-        dispatch(Waiter(id: request, deadline: now + settings.queueTimeout, tries: 0, avoid: nil), isRetry: false, now: now, into: &actions)
+        let waiter = Waiter(id: request, deadline: now + settings.queueTimeout, tries: 0, avoid: nil)
+        dispatch(waiter, isRetry: false, now: now, into: &actions)
         return actions
     }
 
@@ -272,7 +288,8 @@ public struct FastCGIPoolStateMachine: Sendable {
             disableMultiplexing(backend: backend)
         }
         if let connection = entry.connection {
-            release(request, from: connection, connectionBroken: !Self.leavesConnectionUsable(error), now: now, into: &actions)
+            let broken = !Self.leavesConnectionUsable(error)
+            release(request, from: connection, connectionBroken: broken, now: now, into: &actions)
         }
         if Self.countsAgainstHealth(error) {
             recordFailure(backend: backend, now: now, into: &actions)
