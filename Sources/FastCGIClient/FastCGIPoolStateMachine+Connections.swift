@@ -1,0 +1,274 @@
+import NIOCore
+
+extension FastCGIPoolStateMachine {
+    /// One connection of the shard. Connections are few per shard (the backend's share of
+    /// `max_conns`), so they live in a plain array and are found by linear search.
+    struct Connection: Sendable {
+        enum State: Sendable {
+            /// Connect in flight. Valid transitions: `active` (established), removed (failed).
+            case starting
+            /// Takes requests while `leased.count < capacity`. `idleSince`: set while unused, with its
+            /// idle timer armed; orders idle connections (most recently used first) and unmasks stale
+            /// idle timers. `nil` while busy, and while just connected (about to be used or parked).
+            /// Valid transitions: `draining`, removed.
+            case active(capacity: Int, leased: [RequestID], idleSince: NIODeadline?)
+            /// Takes no new request (keepalive off, broken, shutting down); removed when the last leased
+            /// request leaves. `closing`: ``Action/closeConnection(_:)`` was already sent.
+            case draining(leased: [RequestID], closing: Bool)
+        }
+
+        let id: ConnectionID
+        let backend: Int
+        var state: State
+
+        var freeSlots: Int {
+            switch state {
+            case .starting, .draining: return 0
+            case .active(let capacity, let leased, _): return max(capacity - leased.count, 0)
+            }
+        }
+
+        var leasedCount: Int {
+            switch state {
+            case .starting: return 0
+            case .active(_, let leased, _), .draining(let leased, _): return leased.count
+            }
+        }
+
+        var isStarting: Bool {
+            if case .starting = state { return true }
+            return false
+        }
+
+        var isIdle: Bool {
+            if case .active(_, let leased, _) = state { return leased.isEmpty }
+            return false
+        }
+    }
+
+    // MARK: Connection events
+
+    /// The connect succeeded. The connection starts with room for one request; a multiplexing
+    /// backend raises that with ``connectionCapacityKnown(_:capacity:now:)``.
+    public mutating func connectionEstablished(_ connection: ConnectionID, now: NIODeadline) -> [Action] {
+        guard let index = connectionIndex(connection), connections[index].isStarting else { return [] }
+        var actions: [Action] = []
+        let backend = connections[index].backend
+        guard case .running = lifecycle else {
+            // Connects cannot be cancelled, so shutdown waits for them and closes them here.
+            connections.remove(at: index)
+            actions.append(.closeConnection(connection))
+            finishShutdownIfDone(into: &actions)
+            return actions
+        }
+        connections[index].state = .active(capacity: 1, leased: [], idleSince: nil)
+        lastConnectFailure = nil
+        recordSuccess(backend: backend, now: now, into: &actions)
+        serveWaiters(connectionAt: index, now: now, into: &actions)
+        createConnectionsForUncoveredWaiters(into: &actions)
+        return actions
+    }
+
+    /// The connection can carry `capacity` requests at once (FCGI_MAX_REQS, or 1 when FCGI_MPXS_CONNS
+    /// is 0), capped by the backend's `multiplexCapacity`. New room goes straight to waiters.
+    public mutating func connectionCapacityKnown(_ connection: ConnectionID, capacity: Int, now: NIODeadline) -> [Action] {
+        guard let index = connectionIndex(connection),
+            case .active(_, let leased, let idleSince) = connections[index].state
+        else { return [] }
+        let backend = backends[connections[index].backend]
+        let allowed = backend.multiplexAllowed ? backend.settings.multiplexCapacity ?? 1 : 1
+        connections[index].state = .active(capacity: min(max(capacity, 1), allowed), leased: leased, idleSince: idleSince)
+        var actions: [Action] = []
+        serveWaiters(connectionAt: index, now: now, into: &actions)
+        return actions
+    }
+
+    /// The backend (or the network) closed the connection. Idle: it is simply gone. Leased: its
+    /// requests stay in the pool without a connection; the caller fails each through
+    /// ``requestFailed(_:error:replayable:now:)``, which decides about retries.
+    public mutating func connectionClosed(_ connection: ConnectionID, now: NIODeadline) -> [Action] {
+        guard let index = connectionIndex(connection) else { return [] }
+        var actions: [Action] = []
+        let removed = connections.remove(at: index)
+        switch removed.state {
+        case .starting:
+            // The I/O layer should have said connectionFailed; without an error there is nothing to
+            // blame, so the need is simply re-covered below.
+            break
+        case .active(_, let leased, _), .draining(let leased, _):
+            if removed.isIdle { actions.append(.cancelIdleTimer(connection)) }
+            for request in leased { inFlight[request]?.connection = nil }
+        }
+        createConnectionsForUncoveredWaiters(into: &actions)
+        finishShutdownIfDone(into: &actions)
+        return actions
+    }
+
+    /// An idle timer fired. Ignored unless the connection has been idle for the full `idleTimeout`
+    /// (it may have been leased and released again since the timer was set).
+    public mutating func idleTimerFired(_ connection: ConnectionID, now: NIODeadline) -> [Action] {
+        guard let index = connectionIndex(connection),
+            case .active(_, let leased, let idleSince?) = connections[index].state,
+            leased.isEmpty, now >= idleSince + settings.idleTimeout
+        else { return [] }
+        connections.remove(at: index)
+        return [.closeConnection(connection)]
+    }
+
+    // MARK: Leasing
+
+    func connectionIndex(_ id: ConnectionID) -> Int? {
+        connections.firstIndex { $0.id == id }
+    }
+
+    /// The connection of `backend` that should take the next request: idle ones first, most recently
+    /// used first (least likely to have been closed by the backend meanwhile); otherwise the
+    /// multiplexed one with most room, to spread head-of-line blocking.
+    func connectionWithFreeSlot(backend: Int) -> Int? {
+        var best: Int?
+        for index in connections.indices where connections[index].backend == backend && connections[index].freeSlots > 0 {
+            guard let current = best else {
+                best = index
+                continue
+            }
+            if Self.isBetterCandidate(connections[index], than: connections[current]) { best = index }
+        }
+        return best
+    }
+
+    private static func isBetterCandidate(_ candidate: Connection, than current: Connection) -> Bool {
+        guard case .active(_, let leased, let idleSince) = candidate.state,
+            case .active(_, let currentLeased, let currentIdleSince) = current.state
+        else { return false }
+        switch (leased.isEmpty, currentLeased.isEmpty) {
+        // Just connected counts as most recently used.
+        case (true, true): return (idleSince ?? .distantFuture) > (currentIdleSince ?? .distantFuture)
+        case (true, false): return true
+        case (false, true): return false
+        case (false, false): return candidate.freeSlots > current.freeSlots
+        }
+    }
+
+    func hasFreeSlot(backend: Int) -> Bool {
+        connections.contains { $0.backend == backend && $0.freeSlots > 0 }
+    }
+
+    func connectionCount(backend: Int) -> Int {
+        connections.reduce(0) { $1.backend == backend ? $0 + 1 : $0 }
+    }
+
+    func leasedSlots(backend: Int) -> Int {
+        connections.reduce(0) { $1.backend == backend ? $0 + $1.leasedCount : $0 }
+    }
+
+    var startingCount: Int {
+        connections.reduce(0) { $1.isStarting ? $0 + 1 : $0 }
+    }
+
+    /// Puts `waiter` on the connection at `index`, which must have a free slot.
+    mutating func lease(_ waiter: Waiter, connectionAt index: Int, into actions: inout [Action]) {
+        guard case .active(let capacity, var leased, let idleSince) = connections[index].state else {
+            preconditionFailure("lease on a connection without a free slot")
+        }
+        let id = connections[index].id
+        let backend = connections[index].backend
+        if idleSince != nil { actions.append(.cancelIdleTimer(id)) }
+        leased.append(waiter.id)
+        if settings.keepalive {
+            connections[index].state = .active(capacity: capacity, leased: leased, idleSince: nil)
+        } else {
+            // Without FCGI_KEEP_CONN the backend closes after this request: never lease it again.
+            connections[index].state = .draining(leased: leased, closing: false)
+        }
+        inFlight[waiter.id] = InFlight(backend: backend, connection: id, tries: waiter.tries + 1)
+        backends[backend].counters.requests += 1
+        actions.append(.execute(waiter.id, on: id))
+    }
+
+    /// Hands free slots of the connection to waiters in FIFO order; closes or parks it when it ends up unused.
+    mutating func serveWaiters(connectionAt index: Int, now: NIODeadline, into actions: inout [Action]) {
+        let backend = connections[index].backend
+        if case .running = lifecycle, !backends[backend].isDown {
+            while connections[index].freeSlots > 0, let waiter = waiters.popFirst() {
+                actions.append(.cancelQueueTimer(waiter.id))
+                lease(waiter, connectionAt: index, into: &actions)
+            }
+        }
+        guard connections[index].isIdle else { return }
+        let running: Bool
+        if case .running = lifecycle { running = true } else { running = false }
+        if !running || backends[backend].isDown {
+            // A down backend's idle connections are suspect, and shutdown keeps none.
+            actions.append(.closeConnection(connections[index].id))
+            connections.remove(at: index)
+            return
+        }
+        // Already parked (e.g. capacity news for an idle connection): keep its timer.
+        guard case .active(let capacity, let leased, nil) = connections[index].state else { return }
+        connections[index].state = .active(capacity: capacity, leased: leased, idleSince: now)
+        actions.append(.scheduleIdleTimer(connections[index].id, at: now + settings.idleTimeout))
+    }
+
+    /// `request` left its connection. A broken connection takes no more requests and is closed.
+    mutating func release(
+        _ request: RequestID,
+        from connection: ConnectionID,
+        connectionBroken: Bool,
+        now: NIODeadline,
+        into actions: inout [Action]
+    ) {
+        guard let index = connectionIndex(connection) else { return }
+        switch connections[index].state {
+        case .starting:
+            return
+        case .active(let capacity, var leased, let idleSince):
+            leased.removeAll { $0 == request }
+            if connectionBroken {
+                connections[index].state = .draining(leased: leased, closing: false)
+                drainOrClose(connectionAt: index, broken: true, into: &actions)
+                return
+            }
+            connections[index].state = .active(capacity: capacity, leased: leased, idleSince: idleSince)
+            serveWaiters(connectionAt: index, now: now, into: &actions)
+        case .draining(var leased, let closing):
+            leased.removeAll { $0 == request }
+            connections[index].state = .draining(leased: leased, closing: closing)
+            drainOrClose(connectionAt: index, broken: connectionBroken, into: &actions)
+        }
+    }
+
+    /// Closes a draining connection now if it is broken or empty; removes it once empty.
+    private mutating func drainOrClose(connectionAt index: Int, broken: Bool, into actions: inout [Action]) {
+        guard case .draining(let leased, var closing) = connections[index].state else { return }
+        if (broken || leased.isEmpty) && !closing {
+            actions.append(.closeConnection(connections[index].id))
+            closing = true
+        }
+        if leased.isEmpty {
+            connections.remove(at: index)
+        } else {
+            connections[index].state = .draining(leased: leased, closing: closing)
+        }
+    }
+
+    /// Opens a connection for every waiter no connect is in flight for, where limits, backoff and
+    /// health allow. Never more connects than waiters: no connect storms.
+    mutating func createConnectionsForUncoveredWaiters(into actions: inout [Action]) {
+        guard case .running = lifecycle else { return }
+        while waiters.count > startingCount, let backend = pickBackend(.canConnect) {
+            createConnection(backend: backend, into: &actions)
+        }
+    }
+
+    mutating func createConnection(backend: Int, into actions: inout [Action]) {
+        let id = ConnectionID(nextConnectionID)
+        nextConnectionID += 1
+        connections.append(Connection(id: id, backend: backend, state: .starting))
+        actions.append(.createConnection(id, backend: backend))
+    }
+
+    func canConnect(backend: Int) -> Bool {
+        let state = backends[backend]
+        return !state.isDown && !state.isBackingOff && connectionCount(backend: backend) < state.settings.maxConnections
+    }
+}
