@@ -12,10 +12,14 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
-    /// Who waits for a request's records, and its read clock.
+    /// A request id in use, who waits for its records, and its read clock. Kept until the id is
+    /// free again (END_REQUEST or close), also after the receiver left (abort).
     private struct Waiter {
         let requestID: UInt16
-        /// Weak: an exchange that went away must not be kept alive by its backend.
+        /// The pool's ticket for this request.
+        let ticket: Int
+        /// Weak: an exchange that went away must not be kept alive by its backend. Set to nil on
+        /// abort.
         weak var receiver: (any FastCGIResponseReceiver)?
         var readTimeout: TimeAmount
         var lastReadAt: NIODeadline
@@ -32,8 +36,13 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     private var pendingRead = false
     private var readTimer: Scheduled<Void>?
 
-    /// Called once when the channel closes (the pool forgets the connection).
-    var onClose: ((FastCGIConnection) -> Void)?
+    /// Called once when the channel closes, with the tickets of requests that still held a slot.
+    var onClose: ((FastCGIConnection, [Int]) -> Void)?
+    /// Called when a request's id is free again (END_REQUEST, or a rejection nobody waits for);
+    /// `aborted` when its receiver had left.
+    var onSlotFreed: ((FastCGIConnection, Int, Bool) -> Void)?
+    /// The ticket the pool handed this connection out for; taken by the next ``startRequest``.
+    private var assignedTicket = 0
     /// Called for GET_VALUES_RESULT and UNKNOWN_TYPE records (the pool learns capacities).
     var onManagementRecord: ((FastCGIRecord) -> Void)?
     /// Which backend of its pool this connection goes to.
@@ -60,6 +69,20 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     public var hasFreeSlot: Bool { stateMachine.hasFreeSlot && (context?.channel.isActive ?? false) }
     /// True when nothing runs and the connection may carry more requests.
     public var isReusable: Bool { stateMachine.isIdle && (context?.channel.isActive ?? false) }
+    /// False once the connection must not take new requests (retired, tainted, closed).
+    public var isUsable: Bool { stateMachine.state == .open && !stateMachine.tainted && (context?.channel.isActive ?? false) }
+
+    /// Called by the pool right before handing the connection out for `ticket`.
+    func assign(ticket: Int) {
+        assignedTicket = ticket
+    }
+
+    /// No new requests on this connection; it closes once the running ones ended. Used when
+    /// the backend answered before taking the whole request body: STDIN records still in flight
+    /// would reach the next request.
+    public func retire() {
+        stateMachine.retire()
+    }
 
     /// The backend said how many requests it takes at once on a connection.
     public func setCapacity(_ capacity: Int) {
@@ -74,7 +97,9 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         let requestID = stateMachine.startRequest()
         requestCount += 1
         let now = NIODeadline.now()
-        waiters.append(Waiter(requestID: requestID, receiver: receiver, readTimeout: readTimeout, lastReadAt: now))
+        waiters.append(
+            Waiter(requestID: requestID, ticket: assignedTicket, receiver: receiver, readTimeout: readTimeout, lastReadAt: now)
+        )
         if readTimer == nil { armReadTimer(in: readTimeout) }
         return requestID
     }
@@ -111,7 +136,9 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     /// the connection is closed: PHP-FPM ignores ABORT_REQUEST and only notices a closed socket.
     /// On a shared one ABORT_REQUEST is sent and the id stays reserved until END_REQUEST.
     public func abort(requestID: UInt16) {
-        removeWaiter(requestID)
+        if let index = waiters.firstIndex(where: { $0.requestID == requestID }) {
+            waiters[index].receiver = nil
+        }
         guard isMultiplexed else {
             close()
             return
@@ -153,21 +180,28 @@ public final class FastCGIConnection: ChannelDuplexHandler {
                 ByteBuffer(string: "fcgiproxy: dropped \(record.content.readableBytes) STDOUT bytes sent after the end of STDOUT")
             )
         case .requestEnded(let requestID, let appStatus, _):
-            let receiver = removeWaiter(requestID)
+            guard let waiter = removeWaiter(requestID) else { break }
             if waiters.isEmpty {
                 // The pause belonged to that request's client (END_REQUEST can arrive in the same
                 // read burst that made it pause): an idle connection must keep reading to notice
                 // the backend closing it.
                 resumeReading()
             }
+            let receiver = waiter.receiver
             receiver?.backendEnded(appStatus: appStatus)
+            onSlotFreed?(self, waiter.ticket, receiver == nil)
         case .requestRejected(let requestID, let protocolStatus):
             if protocolStatus == FastCGIProtocolStatus.cantMultiplexConnection.rawValue {
                 stateMachine.setCapacity(1)
             }
-            let receiver = removeWaiter(requestID)
+            guard let waiter = removeWaiter(requestID) else { break }
             if waiters.isEmpty { resumeReading() }
-            receiver?.backendFailed(.rejected(protocolStatus: protocolStatus))
+            if let receiver = waiter.receiver {
+                // The receiver reports it to the pool, which decides about a retry.
+                receiver.backendFailed(.rejected(protocolStatus: protocolStatus))
+            } else {
+                onSlotFreed?(self, waiter.ticket, true)
+            }
         case .management:
             onManagementRecord?(record)
         case .failAndClose(let error):
@@ -194,9 +228,11 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         readTimer?.cancel()
         readTimer = nil
         _ = stateMachine.closed()
+        let held = waiters.map(\.ticket)
         failAll(.closedEarly)
-        onClose?(self)
+        onClose?(self, held)
         onClose = nil
+        onSlotFreed = nil
         context.fireChannelInactive()
     }
 
@@ -218,21 +254,21 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     // MARK: Internals
 
     /// The receiver of a running request, with its read clock reset.
+    @inline(__always)
     private func touch(_ requestID: UInt16) -> (any FastCGIResponseReceiver)? {
         guard let index = waiters.firstIndex(where: { $0.requestID == requestID }) else { return nil }
         waiters[index].lastReadAt = .now()
         return waiters[index].receiver
     }
 
-    @discardableResult
-    private func removeWaiter(_ requestID: UInt16) -> (any FastCGIResponseReceiver)? {
+    private func removeWaiter(_ requestID: UInt16) -> Waiter? {
         guard let index = waiters.firstIndex(where: { $0.requestID == requestID }) else { return nil }
-        let receiver = waiters.remove(at: index).receiver
+        let waiter = waiters.remove(at: index)
         if waiters.isEmpty {
             readTimer?.cancel()
             readTimer = nil
         }
-        return receiver
+        return waiter
     }
 
     private func failAll(_ error: BackendError) {
@@ -275,6 +311,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         }
         for requestID in expired {
             let receiver = waiters.first { $0.requestID == requestID }?.receiver
+            if receiver == nil { continue }
             if case .failAndClose? = stateMachine.readTimedOut(requestID: requestID) {
                 // Alone on its connection: closing is the only abort PHP-FPM notices.
                 failAll(.readTimeout)

@@ -1,86 +1,176 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FastCGI
 import NIOCore
 import NIOPosix
 
-/// The keep-alive connections of one backend pool on one event loop.
+/// One shard of a backend pool: its connections on one event loop, driven by
+/// ``FastCGIPoolStateMachine``.
 ///
 /// One instance per (pool, event loop): the front-end channel and its backend channels share a
-/// thread, so nothing here needs a lock. Limits, queueing, multiplexing and failover build on this
-/// in a later step; for now it reuses idle connections and opens new ones on demand.
+/// thread, so nothing here needs a lock. This class only performs the machine's actions (connect,
+/// timers, hand-outs) and translates channel events into machine events.
 public final class FastCGIConnectionPool {
+    public enum Multiplex: Sendable, Equatable {
+        /// One request per connection.
+        case off
+        /// Multiplex up to this many requests per connection, without asking.
+        case on(maxRequests: Int)
+        /// Ask each backend (FCGI_GET_VALUES on a connection of its own) and multiplex when it
+        /// says FCGI_MPXS_CONNS=1, up to its FCGI_MAX_REQS capped by `maxRequests`.
+        case auto(maxRequests: Int)
+    }
+
     public struct Settings: Sendable {
         public var backends: [SocketAddress]
-        /// Send FCGI_KEEP_CONN and reuse connections.
-        public var keepalive: Bool
-        /// Idle connections kept per backend.
-        public var maxIdlePerBackend: Int
+        public var backendSettings: [FastCGIPoolStateMachine.BackendSettings]
+        public var pool: FastCGIPoolStateMachine.PoolSettings
         public var connectTimeout: TimeAmount
+        public var multiplex: Multiplex
 
-        public init(backends: [SocketAddress], keepalive: Bool, maxIdlePerBackend: Int, connectTimeout: TimeAmount) {
+        public init(
+            backends: [SocketAddress],
+            backendSettings: [FastCGIPoolStateMachine.BackendSettings],
+            pool: FastCGIPoolStateMachine.PoolSettings,
+            connectTimeout: TimeAmount,
+            multiplex: Multiplex
+        ) {
+            precondition(backends.count == backendSettings.count && !backends.isEmpty)
             self.backends = backends
-            self.keepalive = keepalive
-            self.maxIdlePerBackend = maxIdlePerBackend
+            self.backendSettings = backendSettings
+            self.pool = pool
             self.connectTimeout = connectTimeout
+            self.multiplex = multiplex
         }
     }
+
+    /// A request's handle in the pool, given by ``lease(_:)``.
+    public typealias Ticket = FastCGIPoolStateMachine.RequestID
+    /// Called with a connection that has a free slot (again, if the request is retried) or with
+    /// the reason the pool gave up on the request.
+    public typealias LeaseCallback = (Result<FastCGIConnection, FastCGIPoolStateMachine.FailureReason>) -> Void
 
     public let eventLoop: any EventLoop
     public let settings: Settings
-    private var idle: [[FastCGIConnection]]
-    private var nextBackend = 0
+    private var machine: FastCGIPoolStateMachine
+    private var connections: [Int: FastCGIConnection] = [:]
+    /// Requests whose exchange still waits for news. An abandoned request stays in the machine
+    /// (its backend slot is busy until END_REQUEST) but has no callback.
+    private var callbacks: [Int: LeaseCallback] = [:]
+    private var nextTicket = 0
+    private var idleTimers: [Int: Scheduled<Void>] = [:]
+    private var queueTimers: [Int: Scheduled<Void>] = [:]
+    private var backoffTimers: [Int: Scheduled<Void>] = [:]
+    /// For `multiplex = auto`: what each backend answered (nil: not asked yet or no answer).
+    private var probedCapacity: [Int?]
+    private var probing: Set<Int> = []
 
     public init(settings: Settings, eventLoop: any EventLoop) {
-        precondition(!settings.backends.isEmpty, "a pool needs a backend")
         self.settings = settings
         self.eventLoop = eventLoop
-        self.idle = Array(repeating: [], count: settings.backends.count)
-    }
-
-    /// Idle connections right now (for tests and metrics).
-    public var idleCount: Int { idle.reduce(0) { $0 + $1.count } }
-
-    /// Hands out an idle connection, or connects a new one, and calls `completion` on this loop.
-    ///
-    /// `reused` tells whether the connection carried earlier requests: such a one may turn out to
-    /// have been closed by the backend meanwhile, which makes a retry of a body-less request safe.
-    /// A callback rather than a future: the idle path then allocates nothing.
-    public func lease(_ completion: @escaping (Result<(connection: FastCGIConnection, reused: Bool), BackendError>) -> Void) {
-        eventLoop.preconditionInEventLoop()
-        let index = nextBackend
-        nextBackend = (nextBackend + 1) % settings.backends.count
-        // Most recently used first: it is the one least likely to have been closed meanwhile.
-        while let connection = idle[index].popLast() {
-            if connection.isReusable {
-                completion(.success((connection, true)))
-                return
+        var backendSettings = settings.backendSettings
+        for index in backendSettings.indices {
+            switch settings.multiplex {
+            case .off: backendSettings[index].multiplexCapacity = nil
+            case .on(let max), .auto(let max): backendSettings[index].multiplexCapacity = max
             }
         }
-        connect(backendIndex: index) { result in
-            completion(result.map { ($0, false) })
-        }
+        self.machine = FastCGIPoolStateMachine(backends: backendSettings, settings: settings.pool)
+        self.probedCapacity = Array(repeating: nil, count: settings.backends.count)
     }
 
-    /// Gives a connection back after END_REQUEST. Unusable ones are closed.
-    public func release(_ connection: FastCGIConnection) {
+    /// Counters of this shard (requests, errors, retries, connections, queue).
+    public var counters: FastCGIPoolStateMachine.Counters { machine.counters }
+    public var openConnections: Int { connections.count }
+
+    // MARK: Requests
+
+    /// Asks for a connection slot. `callback` runs on this loop, now or later, possibly more than
+    /// once (a retry hands out another connection).
+    public func lease(_ callback: @escaping LeaseCallback) -> Ticket {
         eventLoop.preconditionInEventLoop()
-        guard settings.keepalive, connection.isReusable,
-            idle[connection.backendIndex].count < settings.maxIdlePerBackend
-        else {
-            connection.close()
-            return
+        nextTicket += 1
+        let ticket = Ticket(nextTicket)
+        callbacks[ticket.rawValue] = callback
+        perform(machine.requestArrived(ticket, now: .now()))
+        return ticket
+    }
+
+    /// The request failed where it ran. `replayable`: nothing reached the client and the request
+    /// can be sent again. The pool retries it (the callback runs again) or fails it.
+    public func failed(_ ticket: Ticket, error: BackendError, replayable: Bool) {
+        perform(machine.requestFailed(ticket, error: error, replayable: replayable, now: .now()))
+    }
+
+    /// The exchange no longer wants the request (client gone, local redirect, proxy-side timeout).
+    /// A queued request leaves the queue; a running one keeps its slot until the connection
+    /// reports END_REQUEST or closes (the caller aborts it on the connection).
+    public func abandon(_ ticket: Ticket) {
+        guard callbacks.removeValue(forKey: ticket.rawValue) != nil else { return }
+        perform(machine.cancelQueuedRequest(ticket, now: .now()))
+    }
+
+    /// Closes idle connections and fails queued requests; running ones finish.
+    public func shutdown() {
+        perform(machine.shutdown(now: .now()))
+    }
+
+    // MARK: Actions
+
+    private func perform(_ actions: [FastCGIPoolStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .execute(let ticket, let connectionID):
+                guard let callback = callbacks[ticket.rawValue], let connection = connections[connectionID.rawValue] else {
+                    continue
+                }
+                connection.assign(ticket: ticket.rawValue)
+                callback(.success(connection))
+            case .createConnection(let connectionID, let backend):
+                connect(connectionID, backend: backend)
+            case .closeConnection(let connectionID):
+                connections[connectionID.rawValue]?.close()
+            case .scheduleIdleTimer(let connectionID, let deadline):
+                idleTimers[connectionID.rawValue]?.cancel()
+                idleTimers[connectionID.rawValue] = schedule(at: deadline) { pool in
+                    pool.idleTimers[connectionID.rawValue] = nil
+                    pool.perform(pool.machine.idleTimerFired(connectionID, now: .now()))
+                }
+            case .cancelIdleTimer(let connectionID):
+                idleTimers.removeValue(forKey: connectionID.rawValue)?.cancel()
+            case .scheduleQueueTimer(let ticket, let deadline):
+                queueTimers[ticket.rawValue]?.cancel()
+                queueTimers[ticket.rawValue] = schedule(at: deadline) { pool in
+                    pool.queueTimers[ticket.rawValue] = nil
+                    pool.perform(pool.machine.queueTimerFired(ticket, now: .now()))
+                }
+            case .cancelQueueTimer(let ticket):
+                queueTimers.removeValue(forKey: ticket.rawValue)?.cancel()
+            case .scheduleBackoffTimer(let backend, let deadline):
+                backoffTimers[backend]?.cancel()
+                backoffTimers[backend] = schedule(at: deadline) { pool in
+                    pool.backoffTimers[backend] = nil
+                    pool.perform(pool.machine.backoffTimerFired(backend: backend, now: .now()))
+                }
+            case .failRequest(let ticket, let reason):
+                callbacks.removeValue(forKey: ticket.rawValue)?(.failure(reason))
+            case .shutdownComplete:
+                break
+            }
         }
-        idle[connection.backendIndex].append(connection)
     }
 
-    /// Closes every idle connection (shutdown).
-    public func closeIdle() {
-        let all = idle.flatMap { $0 }
-        idle = Array(repeating: [], count: settings.backends.count)
-        for connection in all { connection.close() }
+    private func schedule(at deadline: NIODeadline, _ body: @escaping (FastCGIConnectionPool) -> Void) -> Scheduled<Void> {
+        eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            if let self { body(self) }
+        }
     }
 
-    private func connect(backendIndex: Int, _ completion: @escaping (Result<FastCGIConnection, BackendError>) -> Void) {
-        let address = settings.backends[backendIndex]
+    // MARK: Connections
+
+    private func connect(_ connectionID: FastCGIPoolStateMachine.ConnectionID, backend: Int) {
+        let address = settings.backends[backend]
         var bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(settings.connectTimeout)
         if case .unixDomainSocket = address {
         } else {
@@ -91,37 +181,160 @@ public final class FastCGIConnectionPool {
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandlers(
                     ByteToMessageHandler(FastCGIRecordDecoder(), maximumBufferSize: 1 << 20),
-                    FastCGIConnection(backendIndex: backendIndex)
+                    FastCGIConnection(backendIndex: backend, id: connectionID.rawValue)
                 )
             }
         }
         bootstrap.connect(to: address).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
-                do {
-                    let connection = try channel.pipeline.syncOperations.handler(type: FastCGIConnection.self)
-                    connection.onClose = { [weak self] closed in
-                        self?.forget(closed)
-                    }
-                    completion(.success(connection))
-                } catch {
+                guard let connection = try? channel.pipeline.syncOperations.handler(type: FastCGIConnection.self) else {
                     channel.close(promise: nil)
-                    completion(.failure(.connectFailed("\(address): \(error)")))
+                    self.perform(self.machine.connectionFailed(connectionID, .failed(.connectFailed("\(address): no handler")), now: .now()))
+                    return
                 }
+                self.established(connection, connectionID)
             case .failure(let error):
-                if let channelError = error as? ChannelError, case .connectTimeout = channelError {
-                    completion(.failure(.connectTimeout))
-                } else {
-                    completion(.failure(.connectFailed("\(address): \(error)")))
-                }
+                self.perform(self.machine.connectionFailed(connectionID, Self.classify(error, address: address), now: .now()))
             }
+        }
+        if case .auto = settings.multiplex, probedCapacity[backend] == nil, !probing.contains(backend) {
+            probe(backend: backend)
         }
     }
 
-    private func forget(_ connection: FastCGIConnection) {
-        idle[connection.backendIndex].removeAll { $0 === connection }
+    private func established(_ connection: FastCGIConnection, _ connectionID: FastCGIPoolStateMachine.ConnectionID) {
+        connections[connectionID.rawValue] = connection
+        connection.onSlotFreed = { [weak self] connection, ticket, aborted in
+            guard let self else { return }
+            self.callbacks.removeValue(forKey: ticket)
+            if !connection.isUsable, self.connections.removeValue(forKey: connection.id) != nil {
+                // Retired or tainted: out of the machine before the slot frees, so the slot is
+                // not handed to the next waiter.
+                self.perform(self.machine.connectionClosed(connectionID, now: .now()))
+                if connection.activeCount == 0 { connection.close() }
+            }
+            self.perform(self.machine.requestFinished(Ticket(ticket), aborted: aborted, now: .now()))
+        }
+        connection.onClose = { [weak self] closed, heldTickets in
+            guard let self else { return }
+            if self.connections.removeValue(forKey: closed.id) != nil {
+                self.perform(self.machine.connectionClosed(connectionID, now: .now()))
+            }
+            // Requests whose exchanges left: nobody will report them, so do it here.
+            for ticket in heldTickets where self.callbacks[ticket] == nil {
+                self.perform(self.machine.requestFailed(Ticket(ticket), error: .closedEarly, replayable: false, now: .now()))
+            }
+        }
+        var actions = machine.connectionEstablished(connectionID, now: .now())
+        if let capacity = capacity(for: connection.backendIndex), capacity > 1 {
+            connection.setCapacity(capacity)
+            actions += machine.connectionCapacityKnown(connectionID, capacity: capacity, now: .now())
+        }
+        perform(actions)
+    }
+
+    private func capacity(for backend: Int) -> Int? {
+        switch settings.multiplex {
+        case .off: return nil
+        case .on(let max): return max
+        case .auto: return probedCapacity[backend]
+        }
+    }
+
+    /// EAGAIN on a Unix socket means its listen backlog is full: the backend is overloaded, not
+    /// down (it must not count against its health).
+    private static func classify(_ error: any Error, address: SocketAddress) -> FastCGIPoolStateMachine.ConnectFailure {
+        if let channelError = error as? ChannelError, case .connectTimeout = channelError {
+            return .failed(.connectTimeout)
+        }
+        if let ioError = error as? IOError, ioError.errnoCode == EAGAIN {
+            return .overloaded
+        }
+        return .failed(.connectFailed("\(address): \(error)"))
+    }
+
+    // MARK: multiplex = auto
+
+    /// Asks a backend on a connection of its own whether it multiplexes. PHP-FPM answers
+    /// FCGI_MPXS_CONNS=0 and closes; a backend that does not answer within a second counts as 0.
+    private func probe(backend: Int) {
+        probing.insert(backend)
+        let address = settings.backends[backend]
+        let configured: Int
+        if case .auto(let max) = settings.multiplex { configured = max } else { configured = 1 }
+        // nil: no answer (counts as "does not multiplex"); a dictionary: the answer.
+        let finish: ([String: String]?) -> Void = { [weak self] values in
+            guard let self, self.probing.remove(backend) != nil else { return }
+            guard let values, values[FastCGIConstants.mpxsConns] == "1" else {
+                self.probedCapacity[backend] = 1
+                return
+            }
+            let offered = Int(values[FastCGIConstants.maxReqs] ?? "") ?? configured
+            self.probedCapacity[backend] = max(1, min(offered, configured))
+        }
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(settings.connectTimeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(FastCGIRecordDecoder(), maximumBufferSize: 1 << 16),
+                        GetValuesProbe()
+                    )
+                }
+            }
+            .connect(to: address)
+            .assumeIsolated()
+            .whenComplete { result in
+                guard case .success(let channel) = result,
+                    let probe = try? channel.pipeline.syncOperations.handler(type: GetValuesProbe.self)
+                else {
+                    // Could not connect: ask again with the next connection.
+                    self.probing.remove(backend)
+                    return
+                }
+                probe.onResult = { values in
+                    finish(values)
+                    channel.close(promise: nil)
+                }
+                var request = channel.allocator.buffer(capacity: 64)
+                request.writeFastCGIGetValues(names: [FastCGIConstants.maxConns, FastCGIConstants.maxReqs, FastCGIConstants.mpxsConns])
+                channel.writeAndFlush(request, promise: nil)
+                channel.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
+                    finish(nil)
+                    channel.close(promise: nil)
+                }
+            }
+    }
+
+}
+
+/// Collects one GET_VALUES_RESULT.
+private final class GetValuesProbe: ChannelInboundHandler {
+    typealias InboundIn = FastCGIRecord
+    var onResult: (([String: String]) -> Void)?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let record = unwrapInboundIn(data)
+        guard record.recordType == .getValuesResult, let onResult else { return }
+        self.onResult = nil
+        var values: [String: String] = [:]
+        for pair in (try? FastCGINameValuePairs.parse(record.content)) ?? [] {
+            values[String(buffer: pair.name)] = String(buffer: pair.value)
+        }
+        onResult(values)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let onResult {
+            self.onResult = nil
+            onResult([:])
+        }
+        context.fireChannelInactive()
     }
 }
 
 @available(*, unavailable)
 extension FastCGIConnectionPool: Sendable {}
+
+extension FastCGIPoolStateMachine.FailureReason: Error {}

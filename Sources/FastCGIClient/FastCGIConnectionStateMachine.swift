@@ -66,6 +66,11 @@ public struct FastCGIConnectionStateMachine: Sendable {
     public var isIdle: Bool { state == .open && !tainted && slots.isEmpty }
     public var activeCount: Int { slots.count }
 
+    /// No new requests from now on (the caller closes the connection once it is empty).
+    public mutating func retire() {
+        tainted = true
+    }
+
     /// The backend told us (GET_VALUES, CANT_MPX_CONN) how many requests it takes at once.
     public mutating func setCapacity(_ capacity: Int) {
         self.capacity = max(1, capacity)

@@ -48,9 +48,9 @@ final class Exchange: FastCGIResponseReceiver {
     /// Response bytes written to a client that is not reading, on a multiplexed connection whose
     /// socket we must not pause (see `backendStdout`).
     private var unflushedBytes = 0
-    private var connectionWasReused = false
+    /// Our place in the pool from lease to END_REQUEST (nil before and after).
+    private var ticket: FastCGIConnectionPool.Ticket?
     private var stdinEnded = false
-    private var retried = false
     private var redirects = 0
 
     private var responseState: ResponseState = .waitingForHead(CGIResponseHeadParser())
@@ -273,25 +273,34 @@ final class Exchange: FastCGIResponseReceiver {
 
     // MARK: Backend connection
 
+    private var pool: FastCGIConnectionPool { frontend.resources.pools[poolIndex] }
+
     private func connect() {
-        let pool = frontend.resources.pools[poolIndex]
-        pool.lease { result in
+        // The callback may run more than once: the pool retries a replayable request elsewhere.
+        ticket = pool.lease { result in
             switch result {
-            case .success(let (connection, reused)):
-                self.connected(connection, reused: reused, pool: pool)
-            case .failure(let error):
-                self.backendFailed(error)
+            case .success(let connection):
+                self.connected(connection)
+            case .failure(let reason):
+                self.ticket = nil
+                guard !self.finished else { return }
+                self.shared.logger.error("backend request failed: \(reason)", metadata: self.logMetadata)
+                // 503 (queue full or timed out, overloaded, shutting down) says when to come back.
+                let status = reason.httpStatus
+                self.fail(HTTPError(status, reason.description, retryAfter: status == 503 ? 1 : nil))
             }
         }
     }
 
-    private func connected(_ connection: FastCGIConnection, reused: Bool, pool: FastCGIConnectionPool) {
+    private func connected(_ connection: FastCGIConnection) {
         guard !finished, params != nil else {
-            pool.release(connection)
+            // Nobody wants it any more: take the slot and give it straight back.
+            let id = connection.startRequest(receiver: self, readTimeout: .seconds(1))
+            connection.abort(requestID: id)
             return
         }
         self.connection = connection
-        connectionWasReused = reused
+        responseState = .waitingForHead(CGIResponseHeadParser())
         let readTimeout = TimeAmount(shared.pools[poolIndex].config.readTimeout)
         requestID = connection.startRequest(receiver: self, readTimeout: readTimeout)
         connection.write(framedParams(requestID: requestID))
@@ -472,16 +481,14 @@ final class Exchange: FastCGIResponseReceiver {
     func backendEnded(appStatus: UInt32) {
         let connection = self.connection
         self.connection = nil
-        if let connection {
-            if stdinEnded || connection.isMultiplexed {
-                // On a shared connection the backend drops STDIN for an ended id, and ids are
-                // not reused soon, so the rest of the body cannot reach another request.
-                frontend.resources.pools[poolIndex].release(connection)
-            } else {
-                // The backend answered before taking the whole body: STDIN records still in
-                // flight would reach whatever request runs next on this connection.
-                connection.close()
-            }
+        // The connection tells the pool that the slot is free; we only say whether the
+        // connection may carry another request.
+        ticket = nil
+        if let connection, !stdinEnded, !connection.isMultiplexed {
+            // The backend answered before taking the whole body: STDIN records still in flight
+            // would reach whatever request runs next on this connection. (On a shared connection
+            // the backend drops STDIN for an ended id, and ids are not reused soon.)
+            connection.retire()
         }
         guard !finished else { return }
         switch responseState {
@@ -504,18 +511,32 @@ final class Exchange: FastCGIResponseReceiver {
     }
 
     func backendFailed(_ error: BackendError) {
-        connection = nil
-        guard !finished else { return }
+        let connection = self.connection
+        self.connection = nil
+        guard let ticket else { return }
+        if error == .readTimeout, connection?.isMultiplexed == true {
+            // The connection aborted the request and keeps its id until END_REQUEST; the pool
+            // learns the slot is free from the connection, not from us.
+            self.ticket = nil
+            pool.abandon(ticket)
+            shared.logger.error("backend failed: \(error)", metadata: logMetadata)
+            fail(HTTPError(error.httpStatus, error.description))
+            return
+        }
+        // Replayable: nothing of the response reached the client and the request can be sent
+        // again whole (no body, or one we still hold).
+        let replayable: Bool
+        switch (bodyMode, responseState) {
+        case (.none, .waitingForHead): replayable = !finished
+        default: replayable = false
+        }
+        if !replayable, !finished {
+            self.ticket = nil
+        }
+        // The pool decides: a retry calls `connected` again, a failure ends up in `fail`.
+        pool.failed(ticket, error: error, replayable: replayable)
+        guard !replayable, !finished else { return }
         if !headWritten {
-            if error == .closedEarly, connectionWasReused, !retried, case .none = bodyMode,
-                case .waitingForHead = responseState
-            {
-                // An idle keep-alive connection the backend had just closed: nothing reached the
-                // script, so one retry on a fresh connection is safe.
-                retried = true
-                connect()
-                return
-            }
             shared.logger.error("backend failed: \(error)", metadata: logMetadata)
             fail(HTTPError(error.httpStatus, error.description))
         } else {
@@ -585,7 +606,6 @@ final class Exchange: FastCGIResponseReceiver {
         bodyMode = .none
         params = nil
         stdinEnded = false
-        retried = false
         responseState = .waitingForHead(CGIResponseHeadParser())
         do {
             try dispatch()
@@ -624,8 +644,13 @@ final class Exchange: FastCGIResponseReceiver {
         frontend.finish(self, keepAlive: keepAliveRequested)
     }
 
-    /// Gives up the backend request: ABORT_REQUEST on a shared connection, close otherwise.
+    /// Gives up the backend request: ABORT_REQUEST on a shared connection, close otherwise; a
+    /// request still queued leaves the queue.
     private func abandonBackend() {
+        if let ticket {
+            self.ticket = nil
+            pool.abandon(ticket)
+        }
         guard let connection else { return }
         self.connection = nil
         connection.abort(requestID: requestID)

@@ -8,11 +8,14 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A short reason for the log; never sent to the client beyond the status line's phrase.
     public var reason: String
     public var closeConnection: Bool
+    /// Seconds for a `Retry-After` header (503 from a full or timed-out queue).
+    public var retryAfter: Int?
 
-    public init(_ status: Int, _ reason: String, closeConnection: Bool = false) {
+    public init(_ status: Int, _ reason: String, closeConnection: Bool = false, retryAfter: Int? = nil) {
         self.status = status
         self.reason = reason
         self.closeConnection = closeConnection
+        self.retryAfter = retryAfter
     }
 
     public var description: String { "\(status) \(reason)" }

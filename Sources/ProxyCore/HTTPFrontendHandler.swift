@@ -289,6 +289,9 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
         headers.add(name: "Server", value: shared.configuration.server.serverSoftware)
         headers.add(name: "Content-Type", value: "text/html")
         headers.add(name: "Content-Length", value: String(body.readableBytes))
+        if let retryAfter = error.retryAfter {
+            headers.add(name: "Retry-After", value: String(retryAfter))
+        }
         if error.closeConnection || closeAfterResponse {
             closeAfterResponse = true
             headers.add(name: "Connection", value: "close")

@@ -57,19 +57,46 @@ final class LoopResources {
     let eventLoop: any EventLoop
     let pools: [FastCGIConnectionPool]
 
-    init(context: ProxyContext, eventLoop: any EventLoop) {
+    /// `shard` of `shardCount`: this loop's place among the loops, to split `max_conns`.
+    init(context: ProxyContext, eventLoop: any EventLoop, shard: Int = 0, shardCount: Int = 1) {
         self.eventLoop = eventLoop
         self.pools = context.pools.map { pool in
-            FastCGIConnectionPool(
-                settings: .init(
-                    backends: pool.addresses,
-                    keepalive: pool.config.keepalive,
-                    maxIdlePerBackend: pool.config.maxConns,
-                    connectTimeout: TimeAmount(pool.config.connectTimeout)
-                ),
-                eventLoop: eventLoop
-            )
+            FastCGIConnectionPool(settings: Self.poolSettings(pool, shard: shard, shardCount: shardCount), eventLoop: eventLoop)
         }
+    }
+
+    /// A pool's settings for one shard. `max_conns` is split evenly across shards, the remainder
+    /// going to the first ones; every shard gets at least one connection, so with fewer
+    /// connections than event loops the real ceiling is the number of loops (documented).
+    static func poolSettings(_ pool: ProxyContext.ResolvedPool, shard: Int, shardCount: Int) -> FastCGIConnectionPool.Settings {
+        let config = pool.config
+        let share = config.maxConns / shardCount + (shard < config.maxConns % shardCount ? 1 : 0)
+        let backendSettings = config.backendWeights.map { weight in
+            FastCGIPoolStateMachine.BackendSettings(weight: weight, maxConnections: max(1, share))
+        }
+        let multiplex: FastCGIConnectionPool.Multiplex
+        switch config.multiplex {
+        case .off: multiplex = .off
+        case .on: multiplex = .on(maxRequests: config.maxRequestsPerConnection)
+        case .auto: multiplex = .auto(maxRequests: config.maxRequestsPerConnection)
+        }
+        return FastCGIConnectionPool.Settings(
+            backends: pool.addresses,
+            backendSettings: backendSettings,
+            pool: FastCGIPoolStateMachine.PoolSettings(
+                queueSize: config.queueSize,
+                queueTimeout: TimeAmount(config.queueTimeout),
+                idleTimeout: TimeAmount(config.idleTimeout),
+                keepalive: config.keepalive,
+                maxFails: config.maxFails,
+                failTimeout: TimeAmount(config.failTimeout),
+                tries: config.tries,
+                balance: config.balance == .leastConn ? .leastConnections : .roundRobin,
+                backoffJitter: FastCGIPoolStateMachine.PoolSettings.randomJitter(percent: 3)
+            ),
+            connectTimeout: TimeAmount(config.connectTimeout),
+            multiplex: multiplex
+        )
     }
 
     private var cachedDate = ""

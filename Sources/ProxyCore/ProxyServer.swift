@@ -21,9 +21,12 @@ public final class ProxyServer: Sendable {
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.ownsGroup = group == nil
         var resources: [NIOLoopBound<LoopResources>] = []
-        for loop in self.group.makeIterator() {
+        let loops = Array(self.group.makeIterator())
+        for (shard, loop) in loops.enumerated() {
             // Created on their own loop so their futures and timers stay there.
-            let box = try! loop.submit { NIOLoopBound(LoopResources(context: context, eventLoop: loop), eventLoop: loop) }.wait()
+            let box = try! loop.submit {
+                NIOLoopBound(LoopResources(context: context, eventLoop: loop, shard: shard, shardCount: loops.count), eventLoop: loop)
+            }.wait()
             resources.append(box)
         }
         self.resources = resources
