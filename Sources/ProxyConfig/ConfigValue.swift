@@ -147,7 +147,8 @@ enum ConfigValue {
         return overflow ? nil : bytes
     }
 
-    private static func address(_ text: String) throws(ValueError) -> SocketAddressSpec {
+    /// Like the `INIValue` overload, for one word of a multi-word value.
+    static func address(_ text: String) throws(ValueError) -> SocketAddressSpec {
         let expected = ValueError("host:port, [v6]:port or unix:/path")
         if text.hasPrefix("unix:") {
             let path = String(text.dropFirst("unix:".count))

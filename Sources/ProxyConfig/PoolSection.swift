@@ -14,7 +14,20 @@ struct PoolSection {
         switch entry.key {
         case "backend":
             hasBackendLine = true
-            if let address = keys.repeated(entry, &errors, ConfigValue.address) { config.backends.append(address) }
+            if let backend = keys.repeated(entry, &errors, Self.backend) {
+                config.backends.append(backend.address)
+                config.backendWeights[config.backends.count - 1] = backend.weight
+            }
+        case "balance":
+            if let mode = keys.single(entry, &errors, Self.balance) { config.balance = mode }
+        case "tries":
+            if let count = keys.single(entry, &errors, ConfigValue.positiveInt) { config.tries = count }
+        case "max_reqs":
+            if let count = keys.single(entry, &errors, ConfigValue.positiveInt) {
+                config.maxRequestsPerConnection = count
+            }
+        case "idle_timeout":
+            if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.idleTimeout = timeout }
         case "max_conns":
             if let count = keys.single(entry, &errors, ConfigValue.positiveInt) { config.maxConns = count }
         case "keepalive":
@@ -51,6 +64,32 @@ struct PoolSection {
             errors.add(line: config.line, "pool \"\(config.name)\" has no \"backend\" (nor \"spawn\")")
         }
         return config
+    }
+
+    /// `ADDRESS` or `ADDRESS weight=N`, N a positive integer.
+    private static func backend(
+        _ value: INIValue
+    ) throws(ConfigValue.ValueError) -> (address: SocketAddressSpec, weight: Int) {
+        guard let first = value.words.first, value.words.count <= 2 else {
+            throw ConfigValue.ValueError("host:port, [v6]:port or unix:/path, optionally followed by weight=N")
+        }
+        let address = try ConfigValue.address(first)
+        guard value.words.count == 2 else { return (address, 1) }
+        let option = value.words[1]
+        guard option.lowercased().hasPrefix("weight=") else {
+            throw ConfigValue.ValueError("nothing but weight=N after the address")
+        }
+        guard let weight = ConfigValue.decimal(option.dropFirst("weight=".count)), weight > 0 else {
+            throw ConfigValue.ValueError("weight=N with N a positive integer")
+        }
+        return (address, weight)
+    }
+
+    private static func balance(_ value: INIValue) throws(ConfigValue.ValueError) -> BalanceMode {
+        guard let mode = BalanceMode(rawValue: value.text.lowercased()) else {
+            throw ConfigValue.ValueError("round_robin or least_conn")
+        }
+        return mode
     }
 
     private static func multiplex(_ value: INIValue) throws(ConfigValue.ValueError) -> MultiplexMode {

@@ -136,11 +136,33 @@ public enum MultiplexMode: String, Sendable, Hashable {
     case auto, on, off
 }
 
+/// `balance =` of a pool: how a request picks among the backends that are up.
+public enum BalanceMode: String, Sendable, Hashable {
+    /// Each backend in turn, as often as its weight says.
+    case roundRobin = "round_robin"
+    /// The backend with the fewest requests in flight relative to its weight.
+    case leastConn = "least_conn"
+}
+
 /// `[pool:NAME]`.
 public struct PoolConfig: Sendable, Equatable {
     public var name: String
-    /// At least one.
-    public var backends: [SocketAddressSpec]
+    /// At least one (unless the pool spawns its workers).
+    ///
+    /// Changing the count pads ``backendWeights`` with 1 or trims it, so both always have the same count.
+    public var backends: [SocketAddressSpec] {
+        didSet {
+            if backendWeights.count < backends.count {
+                backendWeights += Array(repeating: 1, count: backends.count - backendWeights.count)
+            } else if backendWeights.count > backends.count {
+                backendWeights.removeLast(backendWeights.count - backends.count)
+            }
+        }
+    }
+    /// `weight=N` of each `backend` line (1 when not given), parallel to ``backends``: same count, same order.
+    public var backendWeights: [Int]
+    /// How a request picks its backend. Default round robin.
+    public var balance: BalanceMode
     public var maxConns: Int
     public var keepalive: Bool
     public var multiplex: MultiplexMode
@@ -153,11 +175,22 @@ public struct PoolConfig: Sendable, Equatable {
     public var processes: Int
     public var connectTimeout: Duration
     public var readTimeout: Duration
+    /// Idle keep-alive backend connections are closed after this long unused. Default 60s.
+    public var idleTimeout: Duration
+    /// How many backends a request that could not be sent may try in all (the first included). Default 2.
+    public var tries: Int
+    /// Most requests at once on one multiplexed backend connection: used as is with `multiplex = on`; with
+    /// `auto` the backend's FCGI_MAX_REQS is used when it answers, capped by this. Default 128.
+    public var maxRequestsPerConnection: Int
     /// `env = NAME VALUE` lines, in file order: environment of spawned workers.
     public var env: [(name: String, value: String)]
     /// Line of the `[pool:NAME]` header, for messages.
     public var line: Int
 
+    /// A pool with the defaults of the configuration file for everything not given.
+    ///
+    /// - Parameter backendWeights: one weight per backend; nil (the default) gives every backend weight 1.
+    ///   A list of another length is padded with 1 or trimmed to the backends' count.
     public init(
         name: String,
         backends: [SocketAddressSpec] = [],
@@ -173,10 +206,22 @@ public struct PoolConfig: Sendable, Equatable {
         connectTimeout: Duration = .seconds(2),
         readTimeout: Duration = .seconds(60),
         env: [(name: String, value: String)] = [],
-        line: Int = 0
+        line: Int = 0,
+        backendWeights: [Int]? = nil,
+        balance: BalanceMode = .roundRobin,
+        idleTimeout: Duration = .seconds(60),
+        tries: Int = 2,
+        maxRequestsPerConnection: Int = 128
     ) {
         self.name = name
         self.backends = backends
+        let weights = backendWeights ?? []
+        self.backendWeights = Array(weights.prefix(backends.count))
+            + Array(repeating: 1, count: max(0, backends.count - weights.count))
+        self.balance = balance
+        self.idleTimeout = idleTimeout
+        self.tries = tries
+        self.maxRequestsPerConnection = maxRequestsPerConnection
         self.maxConns = maxConns
         self.keepalive = keepalive
         self.multiplex = multiplex
@@ -200,6 +245,9 @@ public struct PoolConfig: Sendable, Equatable {
             && lhs.failTimeout == rhs.failTimeout && lhs.spawn == rhs.spawn && lhs.processes == rhs.processes
             && lhs.connectTimeout == rhs.connectTimeout && lhs.readTimeout == rhs.readTimeout && lhs.line == rhs.line
             && lhs.env.map(\.name) == rhs.env.map(\.name) && lhs.env.map(\.value) == rhs.env.map(\.value)
+            && lhs.backendWeights == rhs.backendWeights && lhs.balance == rhs.balance
+            && lhs.idleTimeout == rhs.idleTimeout && lhs.tries == rhs.tries
+            && lhs.maxRequestsPerConnection == rhs.maxRequestsPerConnection
     }
 }
 

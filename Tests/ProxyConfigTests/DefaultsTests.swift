@@ -47,6 +47,11 @@ import Testing
         #expect(pool.env.isEmpty)
         #expect(pool.connectTimeout == .seconds(2))
         #expect(pool.readTimeout == .seconds(60))
+        #expect(pool.backendWeights == [1])
+        #expect(pool.balance == .roundRobin)
+        #expect(pool.tries == 2)
+        #expect(pool.maxRequestsPerConnection == 128)
+        #expect(pool.idleTimeout == .seconds(60))
     }
 
     @Test func defaultRouteValues() throws {
