@@ -54,6 +54,8 @@ final class Exchange: FastCGIResponseReceiver {
     private var redirects = 0
 
     private var responseState: ResponseState = .waitingForHead(CGIResponseHeadParser())
+    /// Any STDOUT from the current backend attempt (a retry is then no longer safe).
+    private var receivedStdout = false
     private var headWritten = false
     /// Nothing more goes to the client: the response ended or the connection is gone.
     private var finished = false
@@ -301,6 +303,7 @@ final class Exchange: FastCGIResponseReceiver {
         }
         self.connection = connection
         responseState = .waitingForHead(CGIResponseHeadParser())
+        receivedStdout = false
         let readTimeout = TimeAmount(shared.pools[poolIndex].config.readTimeout)
         requestID = connection.startRequest(receiver: self, readTimeout: readTimeout)
         connection.write(framedParams(requestID: requestID))
@@ -358,6 +361,7 @@ final class Exchange: FastCGIResponseReceiver {
     // MARK: FastCGIResponseReceiver
 
     func backendStdout(_ data: ByteBuffer) {
+        receivedStdout = true
         switch responseState {
         case .waitingForHead(var parser):
             var data = data
@@ -526,9 +530,14 @@ final class Exchange: FastCGIResponseReceiver {
         // Replayable: nothing of the response reached the client and the request can be sent
         // again whole (no body, or one we still hold).
         let replayable: Bool
-        switch (bodyMode, responseState) {
-        case (.none, .waitingForHead): replayable = !finished
-        default: replayable = false
+        switch (bodyMode, error) {
+        case (.none, .closedEarly), (.none, .rejected):
+            // The backend never answered (a keep-alive connection it had just closed) or said it
+            // did not take the request (OVERLOADED, CANT_MPX_CONN). Not after a read timeout or a
+            // garbled answer: then the script got the request and may have acted on it.
+            replayable = !finished && !receivedStdout
+        default:
+            replayable = false
         }
         if !replayable, !finished {
             self.ticket = nil
