@@ -7,7 +7,10 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#ifdef __linux__
 #include <sys/prctl.h>
+#endif
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -40,7 +43,7 @@ static void close_descriptors(unsigned first, unsigned last, int max_fd) {
     if (first > last) {
         return;
     }
-#ifdef SYS_close_range
+#if defined(__linux__) && defined(SYS_close_range)
     if (syscall(SYS_close_range, first, last, 0) == 0) {
         return;
     }
@@ -52,7 +55,7 @@ static void close_descriptors(unsigned first, unsigned last, int max_fd) {
     }
 }
 
-#if defined(__x86_64__) || defined(__aarch64__)
+#if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__))
 // The kernel's struct sigaction on these architectures (glibc's own copy is private).
 struct raw_kernel_sigaction {
     void *handler;
@@ -74,15 +77,43 @@ static void reset_reserved_signal(int sig) {
 }
 #endif
 
+int cspawn_pipe_cloexec(int fds[2]) {
+#ifdef __linux__
+    return pipe2(fds, O_CLOEXEC);
+#else
+    // No pipe2 here: a fork on another thread in between could leak these two into its exec.
+    if (pipe(fds) != 0) {
+        return -1;
+    }
+    (void)fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    (void)fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+#endif
+}
+
+int cspawn_socket_cloexec(int domain) {
+#ifdef SOCK_CLOEXEC
+    return socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+#else
+    int fd = socket(domain, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    return fd;
+#endif
+}
+
 // Runs in the child between fork and exec: async-signal-safe calls only.
 __attribute__((noreturn)) static void run_child(const struct spawn_request *request, pid_t parent, int report_fd) {
     int error = 0;
     int report = report_fd;
 
+#ifdef __linux__
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
         error = errno;
         goto fail;
     }
+#endif
     // The parent may have died between fork and prctl; nobody would ever kill us then.
     if (getppid() != parent) {
         _exit(127);
@@ -142,7 +173,7 @@ fail:
 // Forks and execs from the calling thread; the caller's signal mask must block everything.
 static pid_t spawn_here(const struct spawn_request *request, int *out_errno) {
     int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0) {
+    if (cspawn_pipe_cloexec(report) != 0) {
         *out_errno = errno;
         return -1;
     }
@@ -264,9 +295,6 @@ pid_t cspawn_start(const char *path, char *const argv[], char *const envp[], int
     return request.result;
 }
 
-int cspawn_pipe_cloexec(int fds[2]) {
-    return pipe2(fds, O_CLOEXEC);
-}
 
 pid_t cspawn_test_spawn_via_intermediate(const char *path, char *const argv[], char *const envp[], int listen_fd,
                                          int stderr_fd, int report_fd, int *out_errno) {
@@ -288,8 +316,10 @@ pid_t cspawn_test_spawn_via_intermediate(const char *path, char *const argv[], c
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+#ifdef __linux__
         // The intermediate must not outlive the test process either.
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
         if (getppid() != parent) {
             _exit(1);
         }

@@ -2,7 +2,10 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
+import CSpawn
 import NIOCore
 import ProxyConfig
 
@@ -18,7 +21,7 @@ struct ListeningSocket: Sendable {
     /// The Unix socket file to remove when the workers are gone.
     let unixPath: String?
 
-    static func bind(_ spec: SocketAddressSpec) throws -> ListeningSocket {
+    static func make(_ spec: SocketAddressSpec) throws -> ListeningSocket {
         switch spec {
         case .unix(let path):
             return try bindUnix(path: path)
@@ -27,8 +30,9 @@ struct ListeningSocket: Sendable {
         }
     }
 
-    func close() {
-        _ = Glibc.close(descriptor)
+    /// Closes the descriptor and removes the socket file.
+    func release() {
+        _ = close(descriptor)
         if let unixPath {
             _ = unlink(unixPath)
         }
@@ -46,13 +50,13 @@ struct ListeningSocket: Sendable {
 
         try removeStaleSocket(path: path, address: address)
 
-        let descriptor = socket(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        let descriptor = cspawn_socket_cloexec(AF_UNIX)
         guard descriptor >= 0 else {
             throw WorkerSupervisorError.socketFailed(operation: "socket", address: path, errno: errno)
         }
         do {
             try withSockaddr(address) { pointer, length in
-                try check(Glibc.bind(descriptor, pointer, length), "bind", path)
+                try check(bind(descriptor, pointer, length), "bind", path)
             }
             // Only the proxy (same user) connects: other local users must not be able to speak
             // FastCGI to the workers directly and set SCRIPT_FILENAME themselves. Before listen,
@@ -60,7 +64,7 @@ struct ListeningSocket: Sendable {
             try check(chmod(path, 0o600), "chmod", path)
             try check(listen(descriptor, SOMAXCONN), "listen", path)
         } catch {
-            _ = Glibc.close(descriptor)
+            _ = close(descriptor)
             _ = unlink(path)
             throw error
         }
@@ -75,11 +79,11 @@ struct ListeningSocket: Sendable {
         guard status.st_mode & S_IFMT == S_IFSOCK else {
             throw WorkerSupervisorError.notASocket(path)
         }
-        let probe = socket(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        let probe = cspawn_socket_cloexec(AF_UNIX)
         guard probe >= 0 else {
             throw WorkerSupervisorError.socketFailed(operation: "socket", address: path, errno: errno)
         }
-        defer { _ = Glibc.close(probe) }
+        defer { _ = close(probe) }
         let connected = withSockaddr(address) { pointer, length in connect(probe, pointer, length) }
         if connected == 0 {
             throw WorkerSupervisorError.addressInUse("unix:\(path)")
@@ -95,7 +99,7 @@ struct ListeningSocket: Sendable {
         } catch {
             throw WorkerSupervisorError.socketFailed(operation: "resolve", address: name, errno: EINVAL)
         }
-        let descriptor = socket(resolved.protocol.rawValue, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        let descriptor = cspawn_socket_cloexec(resolved.protocol.rawValue)
         guard descriptor >= 0 else {
             throw WorkerSupervisorError.socketFailed(operation: "socket", address: name, errno: errno)
         }
@@ -106,7 +110,7 @@ struct ListeningSocket: Sendable {
                 setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<CInt>.size)),
                 "setsockopt", name
             )
-            let bound = resolved.withSockAddr { pointer, length in Glibc.bind(descriptor, pointer, socklen_t(length)) }
+            let bound = resolved.withSockAddr { pointer, length in bind(descriptor, pointer, socklen_t(length)) }
             if bound != 0 && errno == EADDRINUSE {
                 throw WorkerSupervisorError.addressInUse(name)
             }
@@ -115,7 +119,7 @@ struct ListeningSocket: Sendable {
             let actualPort = try boundPort(descriptor, name)
             return ListeningSocket(descriptor: descriptor, address: .tcp(host: host, port: actualPort), unixPath: nil)
         } catch {
-            _ = Glibc.close(descriptor)
+            _ = close(descriptor)
             throw error
         }
     }

@@ -4,6 +4,8 @@ import CSpawn
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// A pool's worker command line and environment, turned into C strings once.
@@ -42,7 +44,7 @@ final class WorkerCommand: @unchecked Sendable {
     }
 
     deinit {
-        Glibc.free(cExecutable)
+        free(cExecutable)
         Self.freeArray(argv, count: arguments.count)
         Self.freeArray(envp, count: environment.count)
     }
@@ -113,7 +115,7 @@ final class WorkerCommand: @unchecked Sendable {
 
     private static func freeArray(_ array: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>, count: Int) {
         for index in 0..<count {
-            Glibc.free(array[index])
+            free(array[index])
         }
         array.deallocate()
     }

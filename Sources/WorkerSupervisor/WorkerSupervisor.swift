@@ -2,6 +2,8 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import CSpawn
 import Logging
@@ -75,7 +77,7 @@ public final class WorkerSupervisor: Sendable {
         self.logger = logger
         self.output = WorkerOutputLog(logger: logger)
         self.eventLoop = eventLoopGroup.next()
-        self.socket = try ListeningSocket.bind(Self.backendAddress(for: pool, runDirectory: runDirectory))
+        self.socket = try ListeningSocket.make(Self.backendAddress(for: pool, runDirectory: runDirectory))
         self.state = NIOLockedValueBox(State(workers: Array(repeating: Worker(), count: self.processes)))
     }
 
@@ -91,7 +93,7 @@ public final class WorkerSupervisor: Sendable {
             while waitpid(pid, nil, 0) < 0 && errno == EINTR {}
         }
         if !state.withLockedValue(\.socketClosed) {
-            socket.close()
+            socket.release()
         }
     }
 
@@ -191,8 +193,15 @@ public final class WorkerSupervisor: Sendable {
             for pid in stubborn {
                 Self.signal(pid, SIGKILL)
             }
-            while reap() > 0 {
+            // SIGKILL cannot be refused, but a process stuck in uninterruptible sleep (a dead
+            // NFS mount) dies only when that ends; stop must not hang the proxy's exit on it.
+            let killDeadline = ContinuousClock.now + .seconds(10)
+            while reap() > 0 && ContinuousClock.now < killDeadline {
                 await pause(.milliseconds(10))
+            }
+            let unkillable = childPIDs
+            if !unkillable.isEmpty {
+                logger.error("workers survive SIGKILL, giving up on them", metadata: ["pids": "\(unkillable)"])
             }
         }
 
@@ -217,7 +226,7 @@ public final class WorkerSupervisor: Sendable {
             channel.close(promise: nil)
         }
         if closeSocket {
-            socket.close()
+            socket.release()
             logger.info("workers stopped")
         }
     }

@@ -1,3 +1,5 @@
+#if os(Linux)
+// Linux only: the checks read /proc and rely on PR_SET_PDEATHSIG.
 import CSpawn
 import Foundation
 import NIOCore
@@ -131,3 +133,4 @@ import Testing
         #expect(limiter.admit(now: start + .milliseconds(1600)) == (false, 0))
     }
 }
+#endif

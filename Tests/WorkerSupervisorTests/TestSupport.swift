@@ -1,3 +1,5 @@
+#if os(Linux)
+// Linux only: the checks read /proc and rely on PR_SET_PDEATHSIG.
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -196,3 +198,4 @@ extension PoolConfig {
         PoolConfig(name: name, backends: backends, spawn: command, processes: processes, env: env)
     }
 }
+#endif
