@@ -144,11 +144,15 @@ public final class WorkerSupervisor: Sendable {
                 throw error
             }
             state.phase = .running
-            state.reaper = eventLoop.scheduleRepeatedTask(
-                initialDelay: Self.reapInterval,
-                delay: Self.reapInterval
-            ) { [weak self] _ in
-                self?.reap()
+            // The reaper ends itself once stopped: cancelling it from stop would schedule work
+            // on the loop, which may already be shut down by then.
+            eventLoop.scheduleRepeatedTask(initialDelay: Self.reapInterval, delay: Self.reapInterval) {
+                [weak self] task in
+                guard let self, self.state.withLockedValue({ $0.phase }) != .stopped else {
+                    task.cancel()
+                    return
+                }
+                self.reap()
             }
             return started
         }
@@ -212,16 +216,14 @@ public final class WorkerSupervisor: Sendable {
             await pause(.milliseconds(10))
         }
 
-        let (reaper, channels, closeSocket) = state.withLockedValue { state in
+        let (channels, closeSocket) = state.withLockedValue { state in
             state.phase = .stopped
             defer {
-                state.reaper = nil
                 state.outputs = [:]
                 state.socketClosed = true
             }
-            return (state.reaper, Array(state.outputs.values), !state.socketClosed)
+            return (Array(state.outputs.values), !state.socketClosed)
         }
-        reaper?.cancel()
         for channel in channels {
             channel.close(promise: nil)
         }
@@ -254,7 +256,6 @@ public final class WorkerSupervisor: Sendable {
     private struct State {
         var phase = Phase.created
         var workers: [Worker]
-        var reaper: RepeatedTask?
         /// Open output pipes, closed at stop.
         var outputs: [ObjectIdentifier: any Channel] = [:]
         var socketClosed = false
@@ -381,9 +382,15 @@ public final class WorkerSupervisor: Sendable {
     }
 
     private func pause(_ amount: TimeAmount) async {
-        // An event-loop timer rather than Task.sleep: a cancelled task must still wait for its
-        // workers, and Task.sleep would return at once and spin.
-        try? await eventLoop.scheduleTask(in: amount) {}.futureResult.get()
+        // Not an event-loop timer: stop must work after the daemon shut its loops down, and NIO
+        // never completes a task scheduled on a dead loop.
+        do {
+            try await Task.sleep(nanoseconds: UInt64(max(0, amount.nanoseconds)))
+        } catch {
+            // Cancelled: the workers must still be waited for, and a short blocking nap beats
+            // spinning until the deadline.
+            usleep(useconds_t(max(0, amount.nanoseconds / 1000)))
+        }
     }
 
     /// Signals the worker's process group (it leads one, so helpers it started go too), or the

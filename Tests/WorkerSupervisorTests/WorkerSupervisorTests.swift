@@ -2,6 +2,7 @@
 // Linux only: the checks read /proc and rely on PR_SET_PDEATHSIG.
 import Foundation
 import Logging
+import NIOPosix
 import ProxyConfig
 import Testing
 
@@ -298,6 +299,28 @@ import Testing
         }
         #expect(supervisor.childPIDs.isEmpty)
         await supervisor.stop(grace: .seconds(1))
+    }
+
+    @Test func stopStillWorksAfterTheEventLoopIsGone() async throws {
+        let folder = try TemporaryDirectory()
+        defer { folder.remove() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let supervisor = try WorkerSupervisor(
+            pool: .spawning(["/bin/sleep", "60"], processes: 2),
+            runDirectory: folder.path,
+            logger: LogRecorder().logger(),
+            eventLoopGroup: group
+        )
+        try supervisor.start()
+        let pids = supervisor.childPIDs
+        try await group.shutdownGracefully()
+
+        let started = ContinuousClock.now
+        await supervisor.stop(grace: .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(4))
+        for pid in pids {
+            #expect(Processes.isGone(pid))
+        }
     }
 
     @Test func startTwiceIsRefused() async throws {
