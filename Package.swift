@@ -55,10 +55,22 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "ProxyConfig", swiftSettings: strict),
+        .target(name: "CSpawn"),
+        .target(
+            name: "WorkerSupervisor",
+            dependencies: [
+                "CSpawn", "ProxyConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "ProxyCore",
             dependencies: [
-                "FastCGI", "FastCGIClient", "ProxyConfig",
+                "FastCGI", "FastCGIClient", "ProxyConfig", "WorkerSupervisor",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -106,6 +118,16 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ProxyConfigTests", dependencies: ["ProxyConfig"]),
+        .testTarget(
+            name: "WorkerSupervisorTests",
+            dependencies: [
+                "WorkerSupervisor", "CSpawn", "ProxyConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "ProxyCoreTests",
             dependencies: [
