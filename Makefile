@@ -9,7 +9,7 @@ SWIFT     ?= swift
 RUN_PKGS  := php-fpm curl
 TEST_PKGS := php-fpm curl nginx
 
-.PHONY: build run test deps-run deps-test php-start php-stop clean
+.PHONY: build run run-php test deps-run deps-test php-start php-stop clean
 
 build:
 	$(SWIFT) build
@@ -24,6 +24,14 @@ $(RUNDIR)/php-example.ini: $(ROOT)/config/php-example.ini.in
 	mkdir -p $(RUNDIR)
 	sed 's|@ROOT@|$(ROOT)|g' $< > $@
 
+# The embedded default: fcgiproxy spawns the Swift demo worker (no PHP needed).
+run: build
+	mkdir -p $(RUNDIR)
+	bin="$$($(SWIFT) build --show-bin-path)"; \
+	sed -e 's|@ROOT@|$(ROOT)|g' -e "s|@BIN@|$$bin|g" $(ROOT)/config/demo.ini.in > $(RUNDIR)/demo.ini; \
+	echo "Open http://127.0.0.1:8080/  (also /echo, /stream?n=5, /slow?ms=500, /bytes?n=1000000)"; \
+	exec "$${FCGIPROXY_BIN:-$$bin/fcgiproxy}" --config $(RUNDIR)/demo.ini --run-dir $(RUNDIR)
+
 php-start:
 	$(ROOT)/scripts/php-fpm.sh start $(RUNDIR)
 
@@ -32,7 +40,7 @@ php-stop:
 
 # Foreground: fcgiproxy on 127.0.0.1:8080 in front of a project-local PHP-FPM serving
 # examples/php. Ctrl-C stops both.
-run: deps-run build $(RUNDIR)/php-example.ini
+run-php: deps-run build $(RUNDIR)/php-example.ini
 	$(ROOT)/scripts/php-fpm.sh start $(RUNDIR)
 	trap '$(ROOT)/scripts/php-fpm.sh stop $(RUNDIR)' EXIT; \
 	trap 'exit 130' INT TERM; \

@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "fcgiproxy",
             dependencies: [
-                "ProxyCore", "ProxyConfig",
+                "ProxyCore", "ProxyConfig", "WorkerSupervisor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import ProxyConfig
 import ProxyCore
+import WorkerSupervisor
 
 #if canImport(Glibc)
 import Glibc
@@ -24,8 +25,14 @@ struct FCGIProxyCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Check the configuration, print errors as file:line: message, and exit.")
     var checkConfig = false
 
+    @Option(
+        name: .long,
+        help: "Folder for the sockets of spawned workers (default: $RUNTIME_DIRECTORY under systemd, else a private folder in temp_dir)."
+    )
+    var runDir: String?
+
     func run() async throws {
-        let configuration: ProxyConfiguration
+        var configuration: ProxyConfiguration
         do {
             configuration = try ConfigParser.load(path: config)
         } catch {
@@ -51,13 +58,65 @@ struct FCGIProxyCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "fcgiproxy")
-        let context = try ProxyContext(configuration: configuration, logger: logger)
-        let server = ProxyServer(context: context)
-        try await server.start()
-        logger.info("fcgiproxy \(FCGIProxyVersion.string) ready")
-        await waitForTermination()
-        logger.info("shutting down")
-        try await server.shutdown()
+        let supervisors = try startWorkers(&configuration, logger: logger)
+        do {
+            let context = try ProxyContext(configuration: configuration, logger: logger)
+            let server = ProxyServer(context: context)
+            try await server.start()
+            logger.info("fcgiproxy \(FCGIProxyVersion.string) ready")
+            await waitForTermination()
+            logger.info("shutting down")
+            try await server.shutdown()
+        } catch {
+            logger.critical("\(error)")
+            await stopWorkers(supervisors)
+            throw ExitCode(1)
+        }
+        await stopWorkers(supervisors)
+    }
+
+    /// Starts the workers of every pool with `spawn` and points the pool at their socket.
+    private func startWorkers(_ configuration: inout ProxyConfiguration, logger: Logger) throws -> [WorkerSupervisor] {
+        guard configuration.pools.contains(where: { $0.spawn != nil }) else { return [] }
+        let directory = try runDirectory(tempDir: configuration.server.tempDir)
+        var supervisors: [WorkerSupervisor] = []
+        do {
+            for index in configuration.pools.indices where configuration.pools[index].spawn != nil {
+                let supervisor = try WorkerSupervisor(pool: configuration.pools[index], runDirectory: directory, logger: logger)
+                try supervisor.start()
+                configuration.pools[index].backends = [supervisor.backendAddress]
+                supervisors.append(supervisor)
+            }
+        } catch {
+            printError("\(config): cannot start workers: \(error)")
+            for supervisor in supervisors {
+                // Best effort: their children die with us anyway (PR_SET_PDEATHSIG).
+                Task { await supervisor.stop(grace: .seconds(1)) }
+            }
+            throw ExitCode(1)
+        }
+        return supervisors
+    }
+
+    private func stopWorkers(_ supervisors: [WorkerSupervisor]) async {
+        for supervisor in supervisors {
+            await supervisor.stop(grace: .seconds(5))
+        }
+    }
+
+    /// `--run-dir`, else systemd's RuntimeDirectory=, else a fresh private folder.
+    private func runDirectory(tempDir: String) throws -> String {
+        if let runDir { return runDir }
+        if let runtime = getenv("RUNTIME_DIRECTORY").map({ String(cString: $0) }), !runtime.isEmpty {
+            // systemd may pass several, separated by colons: the first is ours.
+            return String(runtime.split(separator: ":").first ?? Substring(runtime))
+        }
+        var template = Array("\(tempDir)/fcgiproxy-run-XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            printError("cannot create a run folder in \(tempDir): errno \(errno)")
+            throw ExitCode(1)
+        }
+        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private func printError(_ text: String) {
