@@ -32,6 +32,19 @@ public final class ProxyServer: Sendable {
         self.resources = resources
     }
 
+    /// The pool counters of every shard, per pool name, read on each shard's own loop: what a
+    /// metrics endpoint reports (one entry per event loop; sum them for pool totals).
+    public func poolCounters() async throws -> [String: [FastCGIPoolStateMachine.Counters]] {
+        var result: [String: [FastCGIPoolStateMachine.Counters]] = [:]
+        for box in resources {
+            let shard = try await box.eventLoop.submit { box.value.pools.map(\.counters) }.get()
+            for (index, counters) in shard.enumerated() {
+                result[context.pools[index].config.name, default: []].append(counters)
+            }
+        }
+        return result
+    }
+
     /// Binds every `listen` address. Returns the bound addresses (port 0 becomes the real port).
     @discardableResult
     public func start() async throws -> [SocketAddress] {
