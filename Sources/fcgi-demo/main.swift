@@ -1,8 +1,14 @@
-// A small FastCGI worker built on FastCGIWorker: GET / answers with a page listing the CGI variables.
+// fcgi-demo: a small FastCGI application built on FastCGIWorker that shows what the stack does.
+//
+//   GET  /               the request's CGI variables as an HTML table
+//   ANY  /echo           the request body back, with X-Echo-Length and X-Echo-SHA256 headers
+//   GET  /stream?n=N     Server-Sent Events: one event per second, N of them
+//   GET  /slow?ms=N      sleeps N milliseconds, then answers
+//   GET  /bytes?n=N      N bytes of a-z, streamed in chunks, with Content-Length
 //
 // Usage: fcgi-demo [--unix PATH | --tcp HOST:PORT]
 // Without options it serves on the listening socket inherited as descriptor 0, as spawn-fcgi and
-// mod_fcgid start workers.
+// mod_fcgid start workers. Logs go to stderr.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -10,50 +16,6 @@ import Darwin
 #endif
 import FastCGIWorker
 import Logging
-import NIOCore
-
-struct ParamsPage: FastCGIResponder {
-    func respond(to request: FastCGIRequest, writer: FastCGIResponseWriter) async throws {
-        let method = request.params["REQUEST_METHOD"] ?? "GET"
-        let path = request.params["DOCUMENT_URI"] ?? request.params["SCRIPT_NAME"] ?? "/"
-        guard method == "GET" || method == "HEAD" else {
-            try await writer.writeHead(status: 405, headers: [("Allow", "GET, HEAD"), ("Content-Length", "0")])
-            return
-        }
-        guard path == "/" else {
-            try await writer.writeHead(status: 404, headers: [("Content-Type", "text/plain; charset=utf-8")])
-            try await writer.write("not found\n")
-            return
-        }
-        var page = "<!doctype html>\n<title>fcgi-demo</title>\n<h1>FastCGI params</h1>\n<table>\n"
-        for (name, value) in request.params {
-            page += "<tr><th>\(escapeHTML(name))</th><td>\(escapeHTML(value))</td></tr>\n"
-        }
-        page += "</table>\n"
-        let body = ByteBuffer(string: page)
-        try await writer.writeHead(
-            status: 200,
-            headers: [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", "\(body.readableBytes)")]
-        )
-        if method == "GET" {
-            try await writer.write(body)
-        }
-    }
-}
-
-func escapeHTML(_ text: String) -> String {
-    var escaped = ""
-    for character in text {
-        switch character {
-        case "&": escaped += "&amp;"
-        case "<": escaped += "&lt;"
-        case ">": escaped += "&gt;"
-        case "\"": escaped += "&quot;"
-        default: escaped.append(character)
-        }
-    }
-    return escaped
-}
 
 func listenAddress(from arguments: [String]) -> FastCGIWorkerConfiguration.ListenAddress? {
     switch arguments.count {
@@ -71,9 +33,11 @@ func listenAddress(from arguments: [String]) -> FastCGIWorkerConfiguration.Liste
 }
 
 guard let listen = listenAddress(from: Array(CommandLine.arguments.dropFirst())) else {
-    print("usage: fcgi-demo [--unix PATH | --tcp HOST:PORT]")
+    let usage = "usage: fcgi-demo [--unix PATH | --tcp HOST:PORT]\n"
+    _ = usage.withCString { write(2, $0, strlen($0)) }
     exit(2)
 }
+LoggingSystem.bootstrap(StreamLogHandler.standardError)
 let logger = Logger(label: "fcgi-demo")
-let server = FastCGIWorkerServer(configuration: .init(listen: listen), responder: ParamsPage(), logger: logger)
+let server = FastCGIWorkerServer(configuration: .init(listen: listen), responder: DemoApp(logger: logger), logger: logger)
 try await server.run()
