@@ -7,7 +7,7 @@ ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 RUNDIR    := $(ROOT)/run
 SWIFT     ?= swift
 RUN_PKGS  := php-fpm curl
-TEST_PKGS := php-fpm curl nginx
+TEST_PKGS := php-fpm curl nginx libfcgi-bin
 
 .PHONY: build run run-php test deps-run deps-test php-start php-stop clean
 
