@@ -24,10 +24,13 @@ $(RUNDIR)/php-example.ini: $(ROOT)/config/php-example.ini.in
 	mkdir -p $(RUNDIR)
 	sed 's|@ROOT@|$(ROOT)|g' $< > $@
 
-# The embedded default: fcgiproxy spawns the Swift demo worker (no PHP needed).
-run: build
+# The embedded default: fcgiproxy spawns the Swift demo worker (no PHP needed). Release build:
+# several workers accept on one inherited socket, and a debug build of SwiftNIO asserts when
+# another process won the race for a connection (EAGAIN on accept); release builds carry on.
+run:
+	$(SWIFT) build -c release
 	mkdir -p $(RUNDIR)
-	bin="$$($(SWIFT) build --show-bin-path)"; \
+	bin="$$($(SWIFT) build -c release --show-bin-path)"; \
 	sed -e 's|@ROOT@|$(ROOT)|g' -e "s|@BIN@|$$bin|g" $(ROOT)/config/demo.ini.in > $(RUNDIR)/demo.ini; \
 	echo "Open http://127.0.0.1:8080/  (also /echo, /stream?n=5, /slow?ms=500, /bytes?n=1000000)"; \
 	exec "$${FCGIPROXY_BIN:-$$bin/fcgiproxy}" --config $(RUNDIR)/demo.ini --run-dir $(RUNDIR)
