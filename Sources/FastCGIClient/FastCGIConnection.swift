@@ -43,6 +43,9 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     var onSlotFreed: ((FastCGIConnection, Int, Bool) -> Void)?
     /// The ticket the pool handed this connection out for; taken by the next ``startRequest``.
     private var assignedTicket = 0
+    /// Requests that ended in the current read burst: (ticket, aborted), reported to the pool at
+    /// `channelReadComplete`.
+    private var freedSlots: [(Int, Bool)] = []
     /// Called for GET_VALUES_RESULT and UNKNOWN_TYPE records (the pool learns capacities).
     var onManagementRecord: ((FastCGIRecord) -> Void)?
     /// Which backend of its pool this connection goes to.
@@ -189,7 +192,10 @@ public final class FastCGIConnection: ChannelDuplexHandler {
             }
             let receiver = waiter.receiver
             receiver?.backendEnded(appStatus: appStatus)
-            onSlotFreed?(self, waiter.ticket, receiver == nil)
+            // The slot goes back to the pool at the end of this read burst, not now: a stray
+            // record behind END_REQUEST in the same read must mark the connection bad before a
+            // waiting request is written to it.
+            freedSlots.append((waiter.ticket, receiver == nil))
         case .requestRejected(let requestID, let protocolStatus):
             if protocolStatus == FastCGIProtocolStatus.cantMultiplexConnection.rawValue {
                 stateMachine.setCapacity(1)
@@ -200,7 +206,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
                 // The receiver reports it to the pool, which decides about a retry.
                 receiver.backendFailed(.rejected(protocolStatus: protocolStatus))
             } else {
-                onSlotFreed?(self, waiter.ticket, true)
+                freedSlots.append((waiter.ticket, true))
             }
         case .management:
             onManagementRecord?(record)
@@ -213,6 +219,16 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     public func channelReadComplete(context: ChannelHandlerContext) {
         for waiter in waiters {
             waiter.receiver?.backendReadComplete()
+        }
+        releaseFreedSlots()
+    }
+
+    private func releaseFreedSlots() {
+        guard !freedSlots.isEmpty else { return }
+        let freed = freedSlots
+        freedSlots.removeAll(keepingCapacity: true)
+        for (ticket, aborted) in freed {
+            onSlotFreed?(self, ticket, aborted)
         }
     }
 
@@ -228,6 +244,9 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         readTimer?.cancel()
         readTimer = nil
         _ = stateMachine.closed()
+        // Ended requests not yet reported are freed slots too; the closed connection is
+        // forgotten with them.
+        releaseFreedSlots()
         let held = waiters.map(\.ticket)
         failAll(.closedEarly)
         onClose?(self, held)
@@ -237,7 +256,12 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if case .failAndClose(let failure) = stateMachine.decodingFailed(error) {
+        if error is IOError {
+            // ECONNRESET, EPIPE: the backend went away (a recycled PHP-FPM worker with our
+            // request unread in its socket). That is an early close, which may be retried, not a
+            // protocol violation, which may not.
+            failAll(.closedEarly)
+        } else if case .failAndClose(let failure) = stateMachine.decodingFailed(error) {
             failAll(failure)
         }
         context.close(promise: nil)

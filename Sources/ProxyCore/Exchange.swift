@@ -73,6 +73,7 @@ final class Exchange: FastCGIResponseReceiver {
     /// Longest local redirect chain (RFC 3875 §6.2.2 re-dispatch), as nginx's limit of 10.
     private static let maxRedirects = 10
     private static let maxStderrLinesPerRequest = 50
+    private static let nonIdempotent: [HTTPMethod] = [.POST, .PATCH, .LOCK]
     /// Response bytes one request may leave unread by its client on a multiplexed connection.
     private static let multiplexedBufferLimit = 4 * 1024 * 1024
 
@@ -532,10 +533,14 @@ final class Exchange: FastCGIResponseReceiver {
         // again whole (no body, or one we still hold).
         let replayable: Bool
         switch (bodyMode, error) {
-        case (.none, .closedEarly), (.none, .rejected):
-            // The backend never answered (a keep-alive connection it had just closed) or said it
-            // did not take the request (OVERLOADED, CANT_MPX_CONN). Not after a read timeout or a
-            // garbled answer: then the script got the request and may have acted on it.
+        case (.none, .closedEarly):
+            // The backend never answered (a keep-alive connection it had just closed). Not after
+            // a read timeout or a garbled answer: then the script got the request and may have
+            // acted on it. And, as nginx, never for non-idempotent methods, whose script may have
+            // died half-way.
+            replayable = !finished && !receivedStdout && !Self.nonIdempotent.contains(head.method)
+        case (.none, .rejected):
+            // OVERLOADED, CANT_MPX_CONN: the backend says it did not take the request at all.
             replayable = !finished && !receivedStdout
         default:
             replayable = false

@@ -363,7 +363,7 @@ extension Integration {
         /// The same load: a request that the proxy hands to a connection while the stray second
         /// END_REQUEST of the previous request is still unread in the same read burst must not
         /// fail for it (nginx does not reuse a connection with bytes after END_REQUEST).
-        @Test(.disabled("bug: a freed slot is reused inside the read burst (FastCGIConnection.swift:192), so the stray record that follows fails an innocent request with 502"))
+        @Test
         func duplicateEndRequestsUnderConcurrencyFailNoInnocentRequest() async throws {
             try await Hostile.withProxy(extraPoolINI: "max_conns = 3", script: Self.echoScript(misbehave: [.end()])) {
                 _, front in
@@ -378,7 +378,7 @@ extension Integration {
         /// when the backend closes it with FIN (HostileBackendTests' `/flaky`). This is what a
         /// PHP-FPM reload or worker exit looks like when our request was already in the dying
         /// worker's socket buffer.
-        @Test(.disabled("bug: ECONNRESET is classified as a protocol violation (FastCGIConnection.errorCaught), which is never retried: 502"))
+        @Test
         func reusedConnectionResetByTheBackendIsRetried() async throws {
             let backend = try await PoolWatchedBackend.start(tcp: true, resetReusedConnections: true)
             do {
