@@ -140,7 +140,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ProxyCore", "ProxyConfig", "FastCGI",
+                "ProxyCore", "ProxyConfig", "FastCGI", "FastCGIWorker",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
