@@ -66,6 +66,10 @@ public final class FastCGIConnectionPool {
     private var probedCapacity: [Int?]
     private var probing: Set<Int> = []
 
+    /// This shard's share of a backend's own connection limit (FCGI_MAX_CONNS): the caller's
+    /// split, as for `max_conns`.
+    public var shareOfBackendLimit: (Int) -> Int = { $0 }
+
     public init(settings: Settings, eventLoop: any EventLoop) {
         self.settings = settings
         self.eventLoop = eventLoop
@@ -83,6 +87,8 @@ public final class FastCGIConnectionPool {
     /// Counters of this shard (requests, errors, retries, connections, queue).
     public var counters: FastCGIPoolStateMachine.Counters { machine.counters }
     public var openConnections: Int { connections.count }
+    /// A backend's connection limit in this shard now (lowered by FCGI_MAX_CONNS).
+    public func maxConnections(backend: Int) -> Int { machine.maxConnections(backend: backend) }
 
     // MARK: Requests
 
@@ -266,6 +272,9 @@ public final class FastCGIConnectionPool {
         // nil: no answer (counts as "does not multiplex"); a dictionary: the answer.
         let finish: ([String: String]?) -> Void = { [weak self] values in
             guard let self, self.probing.remove(backend) != nil else { return }
+            if let limit = values.flatMap({ Int($0[FastCGIConstants.maxConns] ?? "") }), limit > 0 {
+                self.machine.backendConnectionLimitKnown(backend: backend, limit: self.shareOfBackendLimit(limit))
+            }
             guard let values, values[FastCGIConstants.mpxsConns] == "1" else {
                 self.probedCapacity[backend] = 1
                 return

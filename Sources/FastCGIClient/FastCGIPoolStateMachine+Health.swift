@@ -3,7 +3,9 @@ import NIOCore
 extension FastCGIPoolStateMachine {
     /// What the shard knows about one backend besides its connections.
     struct Backend: Sendable {
-        let settings: BackendSettings
+        var settings: BackendSettings
+        /// `settings.maxConnections` as configured: what the backend says can only lower it.
+        let configuredMaxConnections: Int
         /// Cleared for good by END_REQUEST with CANT_MPX_CONN.
         var multiplexAllowed: Bool
         /// Failures in the current `failTimeout` window (passive health).
@@ -21,6 +23,7 @@ extension FastCGIPoolStateMachine {
 
         init(settings: BackendSettings) {
             self.settings = settings
+            self.configuredMaxConnections = settings.maxConnections
             self.multiplexAllowed = settings.multiplexCapacity != nil
         }
 

@@ -226,6 +226,20 @@ public struct FastCGIPoolStateMachine: Sendable {
         self.backends = backends.map { Backend(settings: $0) }
     }
 
+    /// The backend said how many connections it serves at once (FCGI_MAX_CONNS; PHP-FPM answers
+    /// `pm.max_children`). Each keep-alive connection to PHP-FPM pins one worker, so connections
+    /// beyond that would only sit in its listen queue while idle ones hold every worker: this
+    /// shard's limit drops to `limit` (never above the configured one). Connections already open
+    /// stay; only new ones obey.
+    public mutating func backendConnectionLimitKnown(backend: Int, limit: Int) {
+        backends[backend].settings.maxConnections = max(1, min(backends[backend].configuredMaxConnections, limit))
+    }
+
+    /// A backend's connection limit in this shard now.
+    public func maxConnections(backend: Int) -> Int {
+        backends[backend].settings.maxConnections
+    }
+
     // MARK: Requests
 
     /// A request wants a connection.

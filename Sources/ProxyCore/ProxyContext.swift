@@ -61,7 +61,14 @@ final class LoopResources {
     init(context: ProxyContext, eventLoop: any EventLoop, shard: Int = 0, shardCount: Int = 1) {
         self.eventLoop = eventLoop
         self.pools = context.pools.map { pool in
-            FastCGIConnectionPool(settings: Self.poolSettings(pool, shard: shard, shardCount: shardCount), eventLoop: eventLoop)
+            let connectionPool = FastCGIConnectionPool(
+                settings: Self.poolSettings(pool, shard: shard, shardCount: shardCount),
+                eventLoop: eventLoop
+            )
+            connectionPool.shareOfBackendLimit = { limit in
+                max(1, limit / shardCount + (shard < limit % shardCount ? 1 : 0))
+            }
+            return connectionPool
         }
     }
 

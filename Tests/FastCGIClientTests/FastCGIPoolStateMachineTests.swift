@@ -81,6 +81,20 @@ extension Pool {
         #expect(pool.requestArrived(r(2), now: at(2)) == [.scheduleQueueTimer(r(2), at: at(5002)), .createConnection(c(1), backend: 0)])
     }
 
+    /// FCGI_MAX_CONNS from the backend lowers the limit (never raises it) for new connections.
+    @Test func theBackendsOwnConnectionLimitLowersOurs() {
+        var pool = makePool()
+        pool.backendConnectionLimitKnown(backend: 0, limit: 2)
+        #expect(pool.maxConnections(backend: 0) == 2)
+        var creates = 0
+        for number in 1...5 {
+            for case .createConnection(_, _) in pool.requestArrived(r(number), now: at(0)) { creates += 1 }
+        }
+        #expect(creates == 2)
+        pool.backendConnectionLimitKnown(backend: 0, limit: 100)
+        #expect(pool.maxConnections(backend: 0) == 4, "the configured limit stays the ceiling")
+    }
+
     @Test func tenRequestsWithALimitOfFourOpenFourConnectionsAndQueueSix() {
         var pool = makePool()
         var creates: [Pool.ConnectionID] = []
