@@ -26,6 +26,11 @@ struct PoolSection {
             if let count = keys.single(entry, &errors, ConfigValue.positiveInt) {
                 config.maxRequestsPerConnection = count
             }
+        case "multiplex_buffer":
+            if let size = keys.single(entry, &errors, ConfigValue.positiveSize) { config.multiplexBuffer = size }
+        case "multiplex_spill":
+            // Zero is meaningful: no temporary file, abort once the memory buffer is full.
+            if let size = keys.single(entry, &errors, ConfigValue.size) { config.multiplexSpill = size }
         case "idle_timeout":
             if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.idleTimeout = timeout }
         case "max_conns":

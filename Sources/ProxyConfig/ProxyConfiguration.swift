@@ -182,6 +182,11 @@ public struct PoolConfig: Sendable, Equatable {
     /// Most requests at once on one multiplexed backend connection: used as is with `multiplex = on`; with
     /// `auto` the backend's FCGI_MAX_REQS is used when it answers, capped by this. Default 128.
     public var maxRequestsPerConnection: Int
+    /// A slow client on a multiplexed connection (whose socket must not be paused for it): bytes of
+    /// its response held in memory, then in a temporary file up to `multiplexSpill`, then the
+    /// request is aborted. Defaults 1m and 64m; a spill of 0 aborts when memory is full.
+    public var multiplexBuffer: Int
+    public var multiplexSpill: Int
     /// `env = NAME VALUE` lines, in file order: environment of spawned workers.
     public var env: [(name: String, value: String)]
     /// Line of the `[pool:NAME]` header, for messages.
@@ -211,8 +216,12 @@ public struct PoolConfig: Sendable, Equatable {
         balance: BalanceMode = .roundRobin,
         idleTimeout: Duration = .seconds(60),
         tries: Int = 2,
-        maxRequestsPerConnection: Int = 128
+        maxRequestsPerConnection: Int = 128,
+        multiplexBuffer: Int = 1024 * 1024,
+        multiplexSpill: Int = 64 * 1024 * 1024
     ) {
+        self.multiplexBuffer = multiplexBuffer
+        self.multiplexSpill = multiplexSpill
         self.name = name
         self.backends = backends
         let weights = backendWeights ?? []
@@ -248,6 +257,7 @@ public struct PoolConfig: Sendable, Equatable {
             && lhs.backendWeights == rhs.backendWeights && lhs.balance == rhs.balance
             && lhs.idleTimeout == rhs.idleTimeout && lhs.tries == rhs.tries
             && lhs.maxRequestsPerConnection == rhs.maxRequestsPerConnection
+            && lhs.multiplexBuffer == rhs.multiplexBuffer && lhs.multiplexSpill == rhs.multiplexSpill
     }
 }
 

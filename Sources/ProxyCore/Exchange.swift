@@ -46,9 +46,14 @@ final class Exchange: FastCGIResponseReceiver {
     /// Assigned by the connection (ids are per connection).
     private var requestID: UInt16 = 0
     private var connection: FastCGIConnection?
-    /// Response bytes written to a client that is not reading, on a multiplexed connection whose
-    /// socket we must not pause (see `backendStdout`).
-    private var unflushedBytes = 0
+    /// Response bytes held for a client that is not reading, on a multiplexed connection whose
+    /// socket we must not pause: memory, then a temporary file (`multiplex_buffer`,
+    /// `multiplex_spill`). Drained when the client becomes writable again.
+    private var spool: RequestBodyBuffer?
+    private var spooledBytes = 0
+    /// END_REQUEST came while the spool still held bytes: the response ends once it drained.
+    /// `truncated` when the backend's body was shorter than its Content-Length.
+    private var endAfterSpool: (truncated: Bool, remaining: Int)?
     /// Our place in the pool from lease to END_REQUEST (nil before and after).
     private var ticket: FastCGIConnectionPool.Ticket?
     private var stdinEnded = false
@@ -74,8 +79,6 @@ final class Exchange: FastCGIResponseReceiver {
     private static let maxRedirects = 10
     private static let maxStderrLinesPerRequest = 50
     private static let nonIdempotent: [HTTPMethod] = [.POST, .PATCH, .LOCK]
-    /// Response bytes one request may leave unread by its client on a multiplexed connection.
-    private static let multiplexedBufferLimit = 4 * 1024 * 1024
 
     init(head: HTTPRequestHead, frontend: HTTPFrontendHandler) {
         self.head = head
@@ -450,22 +453,89 @@ final class Exchange: FastCGIResponseReceiver {
             responseState = .streaming(remaining: remaining - data.readableBytes, sendBody: true)
         }
         bytesSent += data.readableBytes
+        if spool != nil {
+            holdForSlowClient(data)
+            return
+        }
         frontend.write(.body(.byteBuffer(data)))
         guard !frontend.isWritable, let connection else { return }
         if !connection.isMultiplexed {
             connection.pauseReading()
             return
         }
-        // A shared connection must not stall for one slow client: this request's output is
-        // buffered (in the channel) up to a cap, then the request is aborted.
-        unflushedBytes += data.readableBytes
-        if unflushedBytes > Self.multiplexedBufferLimit {
-            shared.logger.warning("client too slow on a multiplexed connection: request aborted after buffering \(unflushedBytes) bytes", metadata: logMetadata)
+        // A shared connection must not stall for one slow client: from now on this request's
+        // output waits in its own spool until the client reads again.
+        let poolConfig = shared.pools[poolIndex].config
+        spool = RequestBodyBuffer(
+            memoryLimit: poolConfig.multiplexBuffer,
+            tempDir: server.tempDir,
+            allocator: frontend.context!.channel.allocator
+        )
+    }
+
+    /// Spools output for a client that is not reading; past `multiplex_buffer` +
+    /// `multiplex_spill` the request is aborted.
+    private func holdForSlowClient(_ data: ByteBuffer) {
+        guard let spool else { return }
+        let poolConfig = shared.pools[poolIndex].config
+        let cap = poolConfig.multiplexBuffer + poolConfig.multiplexSpill
+        do throws(HTTPError) {
+            guard spooledBytes + data.readableBytes <= cap else {
+                throw HTTPError(502, "client too slow on a multiplexed connection: more than \(cap) bytes held")
+            }
+            try spool.append(data)
+            spooledBytes += data.readableBytes
+        } catch {
+            shared.logger.warning("\(error.reason); request aborted", metadata: logMetadata)
             abandonBackend()
             finished = true
             responseState = .done
+            self.spool = nil
             logAccess()
             frontend.abort(self)
+        }
+    }
+
+    /// Writes spooled output while the client takes it; ends the response when the backend had
+    /// already ended and the spool is empty.
+    private func drainSpool() {
+        guard let spool else { return }
+        let allocator = frontend.context!.channel.allocator
+        do {
+            while frontend.isWritable {
+                guard let chunk = try spool.nextChunk(maxLength: 64 * 1024, allocator: allocator) else {
+                    self.spool = nil
+                    spooledBytes = 0
+                    frontend.flush()
+                    if let end = endAfterSpool {
+                        endAfterSpool = nil
+                        endResponse(truncated: end.truncated, remaining: end.remaining)
+                    }
+                    return
+                }
+                spooledBytes -= chunk.readableBytes
+                frontend.write(.body(.byteBuffer(chunk)))
+            }
+            frontend.flush()
+        } catch {
+            shared.logger.error("\(error.reason)", metadata: logMetadata)
+            self.spool = nil
+            finished = true
+            logAccess()
+            frontend.abort(self)
+        }
+    }
+
+    /// The response body is complete (or, `truncated`, the backend sent less than it announced).
+    private func endResponse(truncated: Bool, remaining: Int) {
+        finished = true
+        logAccess()
+        if truncated {
+            // Short body: the client must see a truncated response, not a clean end.
+            shared.logger.error("backend response shorter than its Content-Length by \(remaining) bytes", metadata: logMetadata)
+            frontend.abort(self)
+        } else {
+            frontend.finish(self, keepAlive: keepAliveRequested)
         }
     }
 
@@ -502,15 +572,13 @@ final class Exchange: FastCGIResponseReceiver {
             fail(HTTPError(502, "backend ended the request without a response head"))
         case .streaming(let remaining, _):
             responseState = .done
-            finished = true
-            logAccess()
-            if let remaining, remaining > 0 {
-                // Short body: the client must see a truncated response, not a clean end.
-                shared.logger.error("backend response shorter than its Content-Length by \(remaining) bytes", metadata: logMetadata)
-                frontend.abort(self)
-            } else {
-                frontend.finish(self, keepAlive: keepAliveRequested)
+            let truncated = (remaining ?? 0) > 0
+            if spool != nil {
+                // The backend is done (its slot is free again); the client still has to read.
+                endAfterSpool = (truncated, remaining ?? 0)
+                return
             }
+            endResponse(truncated: truncated, remaining: remaining ?? 0)
         case .done:
             return
         }
@@ -575,7 +643,9 @@ final class Exchange: FastCGIResponseReceiver {
 
     func frontendWritabilityChanged(isWritable: Bool) {
         guard isWritable else { return }
-        unflushedBytes = 0
+        if spool != nil {
+            drainSpool()
+        }
         connection?.resumeReading()
     }
 

@@ -219,7 +219,7 @@ extension Integration {
             let probe = WorkerProbe()
             try await Self.withProxy(
                 responder: StreamingResponder(probe: probe),
-                poolINI: "multiplex = on\nmax_conns = 1\nmax_reqs = 16"
+                poolINI: "multiplex = on\nmax_conns = 1\nmax_reqs = 16\nmultiplex_buffer = 512k\nmultiplex_spill = 2m"
             ) { backend, proxy in
                 let slow = try RawHTTP(port: proxy.port)
                 slow.send("GET /big?slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -236,12 +236,33 @@ extension Integration {
                 if let connections = backend.acceptedConnections() {
                     #expect(connections == 1, "the small requests did not share the connection (\(connections))")
                 }
-                // fcgiproxy buffers at most 4 MiB for a slow client on a shared connection,
-                // then aborts that request: the worker's handler is cancelled.
+                // fcgiproxy holds at most multiplex_buffer + multiplex_spill (2.5 MiB here) for a
+                // slow client on a shared connection, then aborts that request: the worker's
+                // handler is cancelled.
                 let aborted = await probe.wait(timeout: .seconds(5)) { $0.cancelledAt("slow") != nil }
                 #expect(aborted, "the slow request was not aborted (\(probe.bytesWritten("slow")) bytes written)")
                 withExtendedLifetime(slow) {}
             }
+        }
+    }
+}
+
+extension Integration.WorkerThroughProxy {
+    /// A client slower than its backend on a shared connection: the response waits in the
+    /// request's spool (memory, then a temporary file) and arrives whole; nothing is aborted.
+    @Test("a slow client's response is spooled and arrives whole")
+    func slowClientResponseIsSpooledWhole() async throws {
+        let probe = WorkerProbe()
+        try await Self.withProxy(
+            responder: StreamingResponder(probe: probe),
+            poolINI: "multiplex = on\nmax_conns = 1\nmultiplex_buffer = 256k\nmultiplex_spill = 64m"
+        ) { _, proxy in
+            let r = try await Curl.run(["--limit-rate", "8M", proxy.url("/big?spooled")])
+            #expect(r.exitCode == 0, "curl exit \(r.exitCode)")
+            #expect(r.status == 200)
+            #expect(r.body.count == 20 * 1024 * 1024)
+            #expect(r.body.allSatisfy { $0 == UInt8(ascii: "x") })
+            #expect(probe.cancelledAt("spooled") == nil, "the spooled request was aborted")
         }
     }
 }
