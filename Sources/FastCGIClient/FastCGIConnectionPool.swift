@@ -227,9 +227,11 @@ public final class FastCGIConnectionPool {
             if self.connections.removeValue(forKey: closed.id) != nil {
                 self.perform(self.machine.connectionClosed(connectionID, now: .now()))
             }
-            // Requests whose exchanges left: nobody will report them, so do it here.
+            // Requests whose exchanges left (we closed the connection to abort them): nobody will
+            // report them, so do it here — as aborts, not failures: the backend did nothing wrong,
+            // and counting them would take a healthy backend out when many clients leave at once.
             for ticket in heldTickets where self.callbacks[ticket] == nil {
-                self.perform(self.machine.requestFailed(Ticket(ticket), error: .closedEarly, replayable: false, now: .now()))
+                self.perform(self.machine.requestFinished(Ticket(ticket), aborted: true, now: .now()))
             }
         }
         var actions = machine.connectionEstablished(connectionID, now: .now())
