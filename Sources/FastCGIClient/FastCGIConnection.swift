@@ -287,12 +287,9 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     private func removeWaiter(_ requestID: UInt16) -> Waiter? {
         guard let index = waiters.firstIndex(where: { $0.requestID == requestID }) else { return nil }
-        let waiter = waiters.remove(at: index)
-        if waiters.isEmpty {
-            readTimer?.cancel()
-            readTimer = nil
-        }
-        return waiter
+        // The read timer stays armed when the connection goes idle: cancelling and re-arming it for
+        // every request would cost more than it saves; firing with nothing to watch ends it.
+        return waiters.remove(at: index)
     }
 
     private func failAll(_ error: BackendError) {
@@ -317,7 +314,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     private func readTimerFired() {
         readTimer = nil
-        guard !waiters.isEmpty, context != nil else { return }
+        guard waiters.contains(where: { $0.receiver != nil }), context != nil else { return }
         let now = NIODeadline.now()
         if readingPaused {
             armReadTimer(in: waiters.map(\.readTimeout).min()!)

@@ -59,7 +59,12 @@ public final class FastCGIConnectionPool {
     /// (its backend slot is busy until END_REQUEST) but has no callback.
     private var callbacks: [Int: LeaseCallback] = [:]
     private var nextTicket = 0
-    private var idleTimers: [Int: Scheduled<Void>] = [:]
+    /// Idle timers are lazy: every request end moves a connection's idle deadline, and
+    /// rescheduling a timer per request (allocate, heap insert, cancel) would cost more than the
+    /// request's own bookkeeping. One timer per connection stays armed; when it fires early it
+    /// re-arms for the deadline it finds, when the deadline is gone it just ends.
+    private var idleTimers: [Int: (timer: Scheduled<Void>, fireAt: NIODeadline)] = [:]
+    private var idleDeadlines: [Int: NIODeadline] = [:]
     private var queueTimers: [Int: Scheduled<Void>] = [:]
     private var backoffTimers: [Int: Scheduled<Void>] = [:]
     /// For `multiplex = auto`: what each backend answered (nil: not asked yet or no answer).
@@ -138,13 +143,13 @@ public final class FastCGIConnectionPool {
             case .closeConnection(let connectionID):
                 connections[connectionID.rawValue]?.close()
             case .scheduleIdleTimer(let connectionID, let deadline):
-                idleTimers[connectionID.rawValue]?.cancel()
-                idleTimers[connectionID.rawValue] = schedule(at: deadline) { pool in
-                    pool.idleTimers[connectionID.rawValue] = nil
-                    pool.perform(pool.machine.idleTimerFired(connectionID, now: .now()))
+                idleDeadlines[connectionID.rawValue] = deadline
+                if let armed = idleTimers[connectionID.rawValue], armed.fireAt <= deadline {
+                    break
                 }
+                armIdleTimer(connectionID, at: deadline)
             case .cancelIdleTimer(let connectionID):
-                idleTimers.removeValue(forKey: connectionID.rawValue)?.cancel()
+                idleDeadlines.removeValue(forKey: connectionID.rawValue)
             case .scheduleQueueTimer(let ticket, let deadline):
                 queueTimers[ticket.rawValue]?.cancel()
                 queueTimers[ticket.rawValue] = schedule(at: deadline) { pool in
@@ -165,6 +170,21 @@ public final class FastCGIConnectionPool {
                 break
             }
         }
+    }
+
+    private func armIdleTimer(_ connectionID: FastCGIPoolStateMachine.ConnectionID, at deadline: NIODeadline) {
+        idleTimers[connectionID.rawValue]?.timer.cancel()
+        let timer = schedule(at: deadline) { pool in
+            pool.idleTimers[connectionID.rawValue] = nil
+            guard let due = pool.idleDeadlines[connectionID.rawValue] else { return }
+            if due > .now() {
+                pool.armIdleTimer(connectionID, at: due)
+                return
+            }
+            pool.idleDeadlines[connectionID.rawValue] = nil
+            pool.perform(pool.machine.idleTimerFired(connectionID, now: .now()))
+        }
+        idleTimers[connectionID.rawValue] = (timer, deadline)
     }
 
     private func schedule(at deadline: NIODeadline, _ body: @escaping (FastCGIConnectionPool) -> Void) -> Scheduled<Void> {
@@ -224,6 +244,8 @@ public final class FastCGIConnectionPool {
         }
         connection.onClose = { [weak self] closed, heldTickets in
             guard let self else { return }
+            self.idleTimers.removeValue(forKey: closed.id)?.timer.cancel()
+            self.idleDeadlines.removeValue(forKey: closed.id)
             if self.connections.removeValue(forKey: closed.id) != nil {
                 self.perform(self.machine.connectionClosed(connectionID, now: .now()))
             }

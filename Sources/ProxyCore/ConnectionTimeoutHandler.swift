@@ -18,7 +18,13 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
     private let headerTimeout: TimeAmount
     private let keepaliveTimeout: TimeAmount
     private var state: State = .readingHead
+    /// When the connection is due to close, if it stays as it is (nil while busy).
+    private var deadline: NIODeadline?
+    /// The one armed timer and when it fires. Lazy: state changes only move `deadline`; a timer
+    /// that fires early re-arms for it. Scheduling and cancelling a timer for every request
+    /// would cost an allocation and two heap operations each time.
     private var timer: Scheduled<Void>?
+    private var timerFiresAt: NIODeadline?
     private var context: ChannelHandlerContext?
 
     init(headerTimeout: TimeAmount, keepaliveTimeout: TimeAmount) {
@@ -34,6 +40,7 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
+        timer = nil
         self.context = nil
     }
 
@@ -54,8 +61,7 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
     /// A whole request head arrived: the exchange owns the clock now.
     func requestHeadReceived() {
         state = .busy
-        timer?.cancel()
-        timer = nil
+        deadline = nil
     }
 
     /// The response is complete and the connection stays open.
@@ -64,25 +70,37 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
         arm(keepaliveTimeout)
     }
 
+    /// The loop's clock (virtual on an EmbeddedEventLoop, so the handler tests can drive it).
+    private var now: NIODeadline { context?.eventLoop.now ?? .now() }
+
     private func arm(_ delay: TimeAmount) {
+        let due = now + delay
+        deadline = due
+        if let firesAt = timerFiresAt, timer != nil, firesAt <= due { return }
+        schedule(at: due)
+    }
+
+    private func schedule(at due: NIODeadline) {
         timer?.cancel()
         guard let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: delay) {
+        timerFiresAt = due
+        timer = context.eventLoop.scheduleTask(deadline: due) {
             loopBound.value.fired()
         }
     }
 
     private func fired() {
         timer = nil
-        switch state {
-        case .busy:
+        timerFiresAt = nil
+        guard let deadline, state != .busy else { return }
+        if deadline > now {
+            schedule(at: deadline)
             return
-        case .waitingForRequest, .readingHead:
-            // Neither an idle keep-alive connection nor a half-sent head gets a response:
-            // closing is the cheapest answer and what nginx does.
-            context?.close(promise: nil)
         }
+        // Neither an idle keep-alive connection nor a half-sent head gets a response:
+        // closing is the cheapest answer and what nginx does.
+        context?.close(promise: nil)
     }
 }
 

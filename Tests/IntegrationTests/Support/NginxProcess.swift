@@ -15,7 +15,7 @@ final class NginxProcess: FrontEnd, @unchecked Sendable {
     init(options: FrontEndOptions, dir: TempDir, port: Int, attempt: Int = 1) async throws {
         self.port = port
         self.dir = dir
-        let prefix = dir.file("nginx-\(attempt)")
+        let prefix = dir.file("nginx-\(port)-\(attempt)")
         try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
         errorLogPath = prefix + "/error.log"
         logPath = prefix + "/stderr.log"

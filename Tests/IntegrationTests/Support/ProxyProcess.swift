@@ -13,8 +13,9 @@ final class ProxyProcess: FrontEnd, @unchecked Sendable {
     init(options: FrontEndOptions, dir: TempDir, port: Int, attempt: Int = 1) async throws {
         self.port = port
         self.dir = dir
-        configPath = try dir.write("fcgiproxy-\(attempt).ini", Self.ini(options, port: port))
-        logPath = dir.file("fcgiproxy-\(attempt).log")
+        // Named by port too: several front ends share the fixture folder and must not share logs.
+        configPath = try dir.write("fcgiproxy-\(port)-\(attempt).ini", Self.ini(options, port: port))
+        logPath = dir.file("fcgiproxy-\(port)-\(attempt).log")
         let binary = Paths.fcgiproxyBinary
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw HarnessError("fcgiproxy binary not found at \(binary) (run `swift build` or set FCGIPROXY_BIN)")
