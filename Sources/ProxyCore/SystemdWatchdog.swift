@@ -64,10 +64,15 @@ public final class SystemdWatchdog: Sendable {
         self.state = NIOLockedValueBox(State(answered: Array(repeating: 0, count: loops.count)))
     }
 
-    /// Starts the timers (the first ping goes out at once).
+    /// Starts the timers (the first ping goes out at once). Status lines are sent from the
+    /// first change on: the current one is assumed known (sent with `READY=1`).
     public func start() {
+        let line = status()
         let wasRunning = state.withLockedValue { state in
-            defer { state.running = true }
+            defer {
+                state.running = true
+                state.lastStatus = line
+            }
             return state.running
         }
         guard !wasRunning else { return }
