@@ -76,6 +76,9 @@ public final class ProxyServer: Sendable {
             let channel: any Channel
             if let socket = inherited[index] {
                 channel = try await bootstrap(for: listen.address).withBoundSocket(socket.descriptor).get()
+                // NIO re-listens with its default backlog (128) when it adopts a socket: restore
+                // the one bound listeners get (Linux updates the backlog of a listening socket).
+                _ = Glibc.listen(socket.descriptor, Self.backlog)
                 context.logger.info("listening on \(listen.address) (inherited \(socket))")
             } else {
                 channel = try await bootstrap(for: listen.address).bind(to: listen.address)
@@ -127,12 +130,14 @@ public final class ProxyServer: Sendable {
         connections.closeAll()
     }
 
+    private static let backlog: Int32 = 1024
+
     private func bootstrap(for address: SocketAddressSpec) -> ServerBootstrap {
         let context = self.context
         let resources = self.resources
         let connections = self.connections
         var bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.backlog, value: Self.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
