@@ -9,7 +9,7 @@ SWIFT     ?= swift
 RUN_PKGS  := php-fpm curl
 TEST_PKGS := php-fpm curl nginx libfcgi-bin
 
-.PHONY: build run run-php test deps-run deps-test php-start php-stop clean
+.PHONY: build run run-php test deps-run deps-test php-start php-stop clean install verify-units
 
 build:
 	$(SWIFT) build
@@ -51,15 +51,56 @@ run-php: deps-run build $(RUNDIR)/php-example.ini
 	echo "Open http://127.0.0.1:8080/"; \
 	"$$bin" --config $(RUNDIR)/php-example.ini
 
+# `systemd-analyze verify` on the unit files, when the tool exists. verify insists that the
+# ExecStart= binary exists, so the check runs on copies pointing at the built binary.
+verify-units:
+	if command -v systemd-analyze >/dev/null; then \
+		$(SWIFT) build; \
+		dir="$$(mktemp -d)"; trap 'rm -rf "$$dir"' EXIT; \
+		sed "s|/usr/local/bin/fcgiproxy|$$($(SWIFT) build --show-bin-path)/fcgiproxy|g" \
+			$(ROOT)/systemd/fcgiproxy.service > "$$dir/fcgiproxy.service"; \
+		cp $(ROOT)/systemd/fcgiproxy.socket "$$dir/"; \
+		out="$$(systemd-analyze verify "$$dir/fcgiproxy.socket" "$$dir/fcgiproxy.service" 2>&1)"; \
+		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
+		echo "systemd-analyze verify: unit files OK"; \
+	else \
+		echo "systemd-analyze not installed: unit files not verified"; \
+	fi
+
 # Unit and integration tests (the integration tests start their own PHP-FPM, fcgiproxy and,
 # with FRONT=nginx, nginx instead of fcgiproxy).
-test: deps-test
+test: deps-test verify-units
 	$(SWIFT) build --build-tests
 	# Unit tests first, then the end-to-end suite on its own: the integration tests time real
 	# servers and should not compete with hundreds of parallel unit tests for two cores. Each
 	# run is bounded, so a hang fails fast instead of eating CI's 90 minutes.
 	timeout 600 $(SWIFT) test --skip-build --skip IntegrationTests
 	FCGIPROXY_BIN="$${FCGIPROXY_BIN:-$$($(SWIFT) build --show-bin-path)/fcgiproxy}" timeout 900 $(SWIFT) test --skip-build --filter IntegrationTests
+
+# Installs the release binary, the systemd units and the example configuration:
+#   make install                      # /usr/local/bin, /usr/local/lib/systemd/system, /etc/fcgiproxy
+#   make install DESTDIR=pkg PREFIX=/usr
+# The units name $(PREFIX)/bin/fcgiproxy. An existing fcgiproxy.ini is never overwritten.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+
+install:
+	$(SWIFT) build -c release --product fcgiproxy
+	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(SYSCONFDIR)/fcgiproxy"
+	install -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/fcgiproxy" "$(DESTDIR)$(BINDIR)/fcgiproxy"
+	sed -e 's|/usr/local/bin/fcgiproxy|$(BINDIR)/fcgiproxy|g' -e 's|/etc/fcgiproxy/|$(SYSCONFDIR)/fcgiproxy/|g' \
+		$(ROOT)/systemd/fcgiproxy.service > "$(DESTDIR)$(UNITDIR)/fcgiproxy.service"
+	chmod 0644 "$(DESTDIR)$(UNITDIR)/fcgiproxy.service"
+	install -m 0644 $(ROOT)/systemd/fcgiproxy.socket "$(DESTDIR)$(UNITDIR)/fcgiproxy.socket"
+	if [ -e "$(DESTDIR)$(SYSCONFDIR)/fcgiproxy/fcgiproxy.ini" ]; then \
+		echo "kept the existing $(DESTDIR)$(SYSCONFDIR)/fcgiproxy/fcgiproxy.ini"; \
+	else \
+		install -m 0644 $(ROOT)/config/fcgiproxy.ini "$(DESTDIR)$(SYSCONFDIR)/fcgiproxy/fcgiproxy.ini"; \
+	fi
+	@echo "installed; then: systemctl daemon-reload && systemctl enable --now fcgiproxy.socket (or fcgiproxy.service)"
 
 clean:
 	-$(ROOT)/scripts/php-fpm.sh stop $(RUNDIR)

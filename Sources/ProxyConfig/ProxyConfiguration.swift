@@ -91,6 +91,9 @@ public struct ServerConfig: Sendable, Equatable {
     public var http2: Bool
     /// Value of SERVER_SOFTWARE and of the `Server` response header.
     public var serverSoftware: String
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish before their
+    /// connections are closed anyway.
+    public var shutdownTimeout: Duration
 
     public init(
         listen: [ListenConfig] = [ListenConfig(address: .tcp(host: "127.0.0.1", port: 8080))],
@@ -109,7 +112,8 @@ public struct ServerConfig: Sendable, Equatable {
         tlsCertificate: String? = nil,
         tlsKey: String? = nil,
         http2: Bool = false,
-        serverSoftware: String = "fcgiproxy"
+        serverSoftware: String = "fcgiproxy",
+        shutdownTimeout: Duration = .seconds(30)
     ) {
         self.listen = listen
         self.threads = threads
@@ -128,6 +132,7 @@ public struct ServerConfig: Sendable, Equatable {
         self.tlsKey = tlsKey
         self.http2 = http2
         self.serverSoftware = serverSoftware
+        self.shutdownTimeout = shutdownTimeout
     }
 }
 

@@ -30,6 +30,8 @@ struct ServerSection {
             if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.keepaliveTimeout = timeout }
         case "send_timeout":
             if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.sendTimeout = timeout }
+        case "shutdown_timeout":
+            if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.shutdownTimeout = timeout }
         case "max_header_size":
             if let size = keys.single(entry, &errors, ConfigValue.positiveSize) { config.maxHeaderSize = size }
         case "max_uri_size":

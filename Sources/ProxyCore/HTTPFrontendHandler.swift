@@ -163,6 +163,35 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        quiesce(context: context)
+    }
+
+    /// Graceful stop: an idle connection closes now, a busy one after its current response
+    /// (``Exchange`` sees ``willClose`` and answers with `Connection: close`); pipelined requests
+    /// behind it are not started.
+    private func quiesce(context: ChannelHandlerContext) {
+        let wasClosing = closeAfterResponse
+        closeAfterResponse = true
+        guard exchange == nil, queue.isEmpty, !wasClosing else { return }
+        // Idle, but the last response may still sit in the channel's outbound buffer (a slow
+        // reader): an empty write from the pipeline's start completes after it, then close.
+        let channel = context.channel
+        let flushed: EventLoopFuture<Void>
+        if let first = try? context.pipeline.syncOperations.context(handlerType: ConnectionTimeoutHandler.self) {
+            flushed = first.writeAndFlush(NIOAny(channel.allocator.buffer(capacity: 0)))
+        } else {
+            flushed = context.eventLoop.makeSucceededVoidFuture()
+        }
+        flushed.whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let parserError = error as? HTTPParserError else {
             shared.logger.debug("client connection error: \(error)")

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FastCGIClient
 import Logging
 import NIOConcurrencyHelpers
@@ -13,6 +16,7 @@ public final class ProxyServer: Sendable {
     private let ownsGroup: Bool
     private let resources: [NIOLoopBound<LoopResources>]
     private let channels: NIOLockedValueBox<[any Channel]> = NIOLockedValueBox([])
+    private let connections = ShutdownConnectionTracker()
 
     /// Builds pools for every event loop; binds nothing yet.
     public init(context: ProxyContext, group: MultiThreadedEventLoopGroup? = nil) {
@@ -45,21 +49,58 @@ public final class ProxyServer: Sendable {
         return result
     }
 
+    /// The event loops (for timers that must notice a stuck loop, such as the systemd watchdog).
+    public var eventLoopGroup: any EventLoopGroup { group }
+
+    /// Client connections open right now (a lock and a count: cheap enough for status lines).
+    public var connectionCount: Int { connections.count }
+
     /// Binds every `listen` address. Returns the bound addresses (port 0 becomes the real port).
+    ///
+    /// `inheritedSockets` (systemd socket activation) are used instead of binding for the
+    /// `listen` lines whose address they carry; the others are bound as usual. An inherited
+    /// socket that no line asks for is logged as an error and closed.
     @discardableResult
-    public func start() async throws -> [SocketAddress] {
+    public func start(inheritedSockets: [SystemdListenSocket] = []) async throws -> [SocketAddress] {
+        let listeners = context.configuration.server.listen
+        let (inherited, unmatched) = SystemdSocketActivation.match(inheritedSockets, to: listeners)
+        for socket in unmatched {
+            let kind = socket.isListeningStream ? "" : ", not a listening stream socket"
+            context.logger.error(
+                "inherited socket \(socket)\(kind) matches no listen line in \(context.configuration.sourceName); closing it (listen lines: \(listeners.map { $0.address.description }.joined(separator: ", ")))"
+            )
+            close(socket.descriptor)
+        }
         var bound: [SocketAddress] = []
-        for listen in context.configuration.server.listen {
-            let channel = try await bind(listen.address)
+        for (index, listen) in listeners.enumerated() {
+            let channel: any Channel
+            if let socket = inherited[index] {
+                channel = try await bootstrap(for: listen.address).withBoundSocket(socket.descriptor).get()
+                // NIO re-listens with its default backlog (128) when it adopts a socket: restore
+                // the one bound listeners get (Linux updates the backlog of a listening socket).
+                _ = Glibc.listen(socket.descriptor, Self.backlog)
+                context.logger.info("listening on \(listen.address) (inherited \(socket))")
+            } else {
+                channel = try await bootstrap(for: listen.address).bind(to: listen.address)
+                context.logger.info("listening on \(listen.address)")
+            }
             channels.withLockedValue { $0.append(channel) }
             if let address = channel.localAddress { bound.append(address) }
-            context.logger.info("listening on \(listen.address)")
         }
         return bound
     }
 
-    /// Stops listening, closes the listeners, and shuts the loops down if we own them.
+    /// Stops at once: closes the listeners and every connection, and shuts the loops down if we
+    /// own them.
     public func shutdown() async throws {
+        try await shutdown(gracePeriod: .zero)
+    }
+
+    /// Graceful stop: closes the listeners, closes idle connections at once, lets requests in
+    /// flight finish (each connection closes after its response) for up to `gracePeriod`, then
+    /// closes whatever is left and shuts the loops down if we own them.
+    /// ``closeAllConnections()`` cuts the wait short.
+    public func shutdown(gracePeriod: Duration) async throws {
         let channels = self.channels.withLockedValue { channels in
             defer { channels = [] }
             return channels
@@ -67,35 +108,53 @@ public final class ProxyServer: Sendable {
         for channel in channels {
             try? await channel.close()
         }
+        let loop = group.next()
+        let drained = loop.makePromise(of: Void.self)
+        connections.quiesce(whenDrained: drained)
+        let deadline = loop.scheduleTask(in: TimeAmount(gracePeriod)) { [connections, context] in
+            let left = connections.count
+            if left > 0 {
+                context.logger.warning("shutdown_timeout reached: closing \(left) connection(s) with requests in flight")
+            }
+            connections.closeAll()
+        }
+        try? await drained.futureResult.get()
+        deadline.cancel()
         if ownsGroup {
             try await group.shutdownGracefully()
         }
     }
 
-    private func bind(_ address: SocketAddressSpec) async throws -> any Channel {
+    /// Closes every client connection now, requests in flight or not (a second stop signal).
+    public func closeAllConnections() {
+        connections.closeAll()
+    }
+
+    private static let backlog: Int32 = 1024
+
+    private func bootstrap(for address: SocketAddressSpec) -> ServerBootstrap {
         let context = self.context
         let resources = self.resources
+        let connections = self.connections
         var bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.backlog, value: Self.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
         if case .tcp = address {
             bootstrap = bootstrap.childChannelOption(.socketOption(.tcp_nodelay), value: 1)
         }
-        bootstrap = bootstrap.childChannelInitializer { channel in
+        return bootstrap.childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 guard let loopResources = resources.first(where: { $0.eventLoop.inEventLoop }) else {
                     throw ChannelError.ioOnClosedChannel
                 }
+                // Accepted while the listeners were closing: not served.
+                guard connections.add(channel) else {
+                    throw ChannelError.ioOnClosedChannel
+                }
                 try Self.configureClientPipeline(channel, context: context, resources: loopResources.value)
             }
-        }
-        switch address {
-        case .tcp(let host, let port):
-            return try await bootstrap.bind(host: host, port: port).get()
-        case .unix(let path):
-            return try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
         }
     }
 
@@ -130,6 +189,17 @@ public final class ProxyServer: Sendable {
                 connectionInfo: ConnectionInfo(channel: channel)
             )
         )
+    }
+}
+
+extension ServerBootstrap {
+    fileprivate func bind(to address: SocketAddressSpec) async throws -> any Channel {
+        switch address {
+        case .tcp(let host, let port):
+            return try await bind(host: host, port: port).get()
+        case .unix(let path):
+            return try await bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        }
     }
 }
 

@@ -58,21 +58,70 @@ struct FCGIProxyCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "fcgiproxy")
-        let supervisors = try startWorkers(&configuration, logger: logger)
+        // Caught before anything starts, so that a stop request during start-up is not lost.
+        let signals = ShutdownSignals()
+        // Read and unset before workers are spawned: they must not inherit systemd's variables.
+        let notifier = SystemdNotifier.fromEnvironment()
+        let inheritedSockets = SystemdSocketActivation.takeFromEnvironment()
+        let watchdogInterval = SystemdWatchdog.intervalFromEnvironment()
+        ResourceLimits.raiseOpenFileLimit(logger: logger)
+        if let notifier {
+            logger.debug("systemd notifications to \(notifier.socketPath)")
+        }
+        if !inheritedSockets.isEmpty {
+            logger.info("socket activation: \(inheritedSockets.map(\.description).joined(separator: ", "))")
+        }
+
+        let supervisors: [WorkerSupervisor]
+        do {
+            supervisors = try startWorkers(&configuration, logger: logger)
+        } catch {
+            for socket in inheritedSockets { close(socket.descriptor) }
+            throw error
+        }
+        let server: ProxyServer
         do {
             let context = try ProxyContext(configuration: configuration, logger: logger)
-            let server = ProxyServer(context: context)
-            try await server.start()
-            logger.info("fcgiproxy \(FCGIProxyVersion.string) ready")
-            await waitForTermination()
-            logger.info("shutting down")
-            try await server.shutdown()
+            server = ProxyServer(context: context)
+            try await server.start(inheritedSockets: inheritedSockets)
         } catch {
             logger.critical("\(error)")
-            await stopWorkers(supervisors)
+            notifier?.status("failed to start: \(error)")
+            await stopWorkers(supervisors, grace: .seconds(5))
             throw ExitCode(1)
         }
-        await stopWorkers(supervisors)
+
+        // Every listener is bound and the workers are started: now we are ready.
+        let stopping = NIOLockedValueBox(false)
+        let statusLine: @Sendable () -> String = { [server] in
+            let count = server.connectionCount
+            let noun = count == 1 ? "connection" : "connections"
+            return stopping.withLockedValue { $0 } ? "stopping, \(count) \(noun) left" : "serving, \(count) \(noun)"
+        }
+        notifier?.ready(status: statusLine())
+        let watchdog = notifier.map {
+            SystemdWatchdog(notifier: $0, group: server.eventLoopGroup, watchdogInterval: watchdogInterval, status: statusLine)
+        }
+        watchdog?.start()
+        logger.info("fcgiproxy \(FCGIProxyVersion.string) ready")
+
+        let first = await signals.waitForFirst()
+        stopping.withLockedValue { $0 = true }
+        let timeout = configuration.server.shutdownTimeout
+        logger.info("\(ShutdownSignals.name(first)): stopping; requests in flight have \(timeout) to finish (send it again to stop at once)")
+        notifier?.stopping(status: statusLine())
+        signals.onRepeat { [server, logger] number in
+            logger.notice("\(ShutdownSignals.name(number)) again: closing every connection now")
+            server.closeAllConnections()
+        }
+        do {
+            try await server.shutdown(gracePeriod: timeout)
+        } catch {
+            logger.error("shutdown: \(error)")
+        }
+        watchdog?.stop()
+        await stopWorkers(supervisors, grace: signals.repeated ? .milliseconds(200) : .seconds(5))
+        logger.info("stopped")
     }
 
     /// Starts the workers of every pool with `spawn` and points the pool at their socket.
@@ -98,9 +147,9 @@ struct FCGIProxyCommand: AsyncParsableCommand {
         return supervisors
     }
 
-    private func stopWorkers(_ supervisors: [WorkerSupervisor]) async {
+    private func stopWorkers(_ supervisors: [WorkerSupervisor], grace: Duration) async {
         for supervisor in supervisors {
-            await supervisor.stop(grace: .seconds(5))
+            await supervisor.stop(grace: grace)
         }
     }
 
@@ -124,27 +173,6 @@ struct FCGIProxyCommand: AsyncParsableCommand {
         print(text, to: &stderr)
     }
 
-    /// Suspends until SIGTERM or SIGINT.
-    private func waitForTermination() async {
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let waiting = NIOLockedValueBox<CheckedContinuation<Void, Never>?>(nil)
-        let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            waiting.withLockedValue { $0 = continuation }
-            for source in sources {
-                // Resumed once, however many signals arrive.
-                source.setEventHandler {
-                    waiting.withLockedValue { pending in
-                        pending?.resume()
-                        pending = nil
-                    }
-                }
-                source.resume()
-            }
-        }
-        for source in sources { source.cancel() }
-    }
 }
 
 private struct StandardError: TextOutputStream {
