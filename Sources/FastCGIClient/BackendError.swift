@@ -10,6 +10,10 @@ public enum BackendError: Error, Sendable, Equatable, CustomStringConvertible {
     case closedEarly
     /// Bytes that break the protocol: wrong request id, unexpected record, bad version.
     case protocolViolation(String)
+    /// A stray record for a request that had already ended on this connection (END_REQUEST twice,
+    /// output after the end): the connection is dropped, but the requests still on it had no part
+    /// in it and may be retried like after an early close.
+    case staleRecord(String)
     /// END_REQUEST with a protocol status other than REQUEST_COMPLETE.
     case rejected(protocolStatus: UInt8)
 
@@ -33,6 +37,7 @@ public enum BackendError: Error, Sendable, Equatable, CustomStringConvertible {
         case .readTimeout: return "read timed out"
         case .closedEarly: return "backend closed the connection before END_REQUEST"
         case .protocolViolation(let why): return "protocol violation: \(why)"
+        case .staleRecord(let why): return "stray record after its request ended: \(why)"
         case .rejected(let status): return "backend rejected the request (protocol status \(status))"
         }
     }

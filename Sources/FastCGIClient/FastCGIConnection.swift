@@ -54,6 +54,9 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     public let id: Int
     /// How many requests this connection has carried (for logs and tests).
     public private(set) var requestCount = 0
+    /// Any record received since connect. A fresh connection that stays silent may be waiting in
+    /// the backend's listen queue for a worker (see the pool's stall check).
+    public private(set) var hasHeardFromBackend = false
 
     init(backendIndex: Int, id: Int = 0, capacity: Int = 1) {
         self.backendIndex = backendIndex
@@ -171,6 +174,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let record = unwrapInboundIn(data)
+        hasHeardFromBackend = true
         switch stateMachine.received(record) {
         case .forwardStdout(let requestID):
             touch(requestID)?.backendStdout(record.content)

@@ -231,6 +231,7 @@ public final class FastCGIConnectionPool {
 
     private func established(_ connection: FastCGIConnection, _ connectionID: FastCGIPoolStateMachine.ConnectionID) {
         connections[connectionID.rawValue] = connection
+        watchForStall(connection)
         connection.onSlotFreed = { [weak self] connection, ticket, aborted in
             guard let self else { return }
             self.callbacks.removeValue(forKey: ticket)
@@ -262,6 +263,27 @@ public final class FastCGIConnectionPool {
             actions += machine.connectionCapacityKnown(connectionID, capacity: capacity, now: .now())
         }
         perform(actions)
+    }
+
+    /// PHP-FPM accepts a connection only when a worker is free, and a keep-alive connection holds
+    /// its worker while idle. With more connections than workers (`max_conns` above
+    /// `pm.max_children`, which PHP-FPM does not report), a new connection can sit in the listen
+    /// queue for ever while our idle connections pin every worker. So: a new connection that has
+    /// not heard from the backend within `stallCheckInterval` while it carries a request gets
+    /// one idle connection to the same backend closed, which frees a worker; again each interval
+    /// until it hears something. A false alarm costs one reconnect.
+    public static let stallCheckInterval: TimeAmount = .milliseconds(200)
+
+    private func watchForStall(_ connection: FastCGIConnection) {
+        _ = schedule(at: .now() + Self.stallCheckInterval) { [weak connection] pool in
+            guard let connection, !connection.hasHeardFromBackend, connection.channel?.isActive == true else { return }
+            if connection.activeCount > 0, let idle = pool.connections.values.first(where: {
+                $0 !== connection && $0.backendIndex == connection.backendIndex && $0.isReusable
+            }) {
+                idle.close()
+            }
+            pool.watchForStall(connection)
+        }
     }
 
     private func capacity(for backend: Int) -> Int? {

@@ -53,6 +53,8 @@ public struct FastCGIConnectionStateMachine: Sendable {
     /// connection unfit for another request.
     public private(set) var tainted = false
     private var lastRequestID: UInt16 = 0
+    /// The last request that ended here: a record for it now is a stray, not a framing mix-up.
+    private var lastEndedRequestID: UInt16?
 
     public init(capacity: Int = 1) {
         precondition(capacity >= 1)
@@ -113,6 +115,9 @@ public struct FastCGIConnectionStateMachine: Sendable {
             }
         }
         guard let index = slots.firstIndex(where: { $0.requestID == record.requestID }) else {
+            if record.requestID == lastEndedRequestID {
+                return fail(.staleRecord("record type \(record.type) for request id \(record.requestID), which had ended"))
+            }
             // Bytes for no running request: the backend and we disagree on framing.
             return fail(.protocolViolation("record type \(record.type) for request id \(record.requestID), which is not running"))
         }
@@ -138,6 +143,7 @@ public struct FastCGIConnectionStateMachine: Sendable {
                 return fail(.protocolViolation("malformed END_REQUEST"))
             }
             slots.remove(at: index)
+            lastEndedRequestID = slot.requestID
             if body.protocolStatus != FastCGIProtocolStatus.requestComplete.rawValue, !slot.aborted {
                 return .requestRejected(requestID: slot.requestID, protocolStatus: body.protocolStatus)
             }

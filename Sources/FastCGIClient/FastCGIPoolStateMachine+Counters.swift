@@ -25,7 +25,7 @@ extension FastCGIPoolStateMachine {
                 case .connectTimeout: connectTimeout += 1
                 case .readTimeout: readTimeout += 1
                 case .closedEarly: closedEarly += 1
-                case .protocolViolation: protocolViolation += 1
+                case .protocolViolation, .staleRecord: protocolViolation += 1
                 case .rejected: rejected += 1
                 }
             }

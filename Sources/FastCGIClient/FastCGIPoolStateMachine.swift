@@ -408,7 +408,7 @@ public struct FastCGIPoolStateMachine: Sendable {
     /// Signs of a broken backend, as opposed to a busy one (OVERLOADED) or a configuration mismatch.
     static func countsAgainstHealth(_ error: BackendError) -> Bool {
         switch error {
-        case .connectFailed, .connectTimeout, .readTimeout, .closedEarly, .protocolViolation: return true
+        case .connectFailed, .connectTimeout, .readTimeout, .closedEarly, .protocolViolation, .staleRecord: return true
         case .rejected: return false
         }
     }

@@ -601,7 +601,7 @@ final class Exchange: FastCGIResponseReceiver {
         // again whole (no body, or one we still hold).
         let replayable: Bool
         switch (bodyMode, error) {
-        case (.none, .closedEarly):
+        case (.none, .closedEarly), (.none, .staleRecord):
             // The backend never answered (a keep-alive connection it had just closed). Not after
             // a read timeout or a garbled answer: then the script got the request and may have
             // acted on it. And, as nginx, never for non-idempotent methods, whose script may have

@@ -101,6 +101,28 @@ extension Integration {
             }
         }
 
+        /// More connections than PHP-FPM workers (max_conns 6, pm.max_children 2): four new
+        /// connections wait in FPM's listen queue while idle keep-alive connections pin both
+        /// workers. The pool's stall check closes idle connections to free the workers, so every
+        /// request is served in a few seconds instead of waiting for idle_timeout/read_timeout.
+        @Test func connectionsBeyondTheWorkersDoNotStall() async throws {
+            let fpm = try await PoolPHPFPM(.init(children: 2, name: "stall"))
+            defer { fpm.stop() }
+            try await Self.withProxy(
+                backends: [Self.unix(fpm)], poolINI: "max_conns = 6\nmultiplex = off\nidle_timeout = 60s"
+            ) { front in
+                let clock = ContinuousClock()
+                let start = clock.now
+                let results = try await PoolLoad.run(Self.urls(front, "/sleep.php?s=1", count: 6), parallel: 6)
+                let took = Self.seconds(clock.now - start)
+                #expect(results.map(\.status) == Array(repeating: 200, count: 6), "\(Self.statusCounts(results))")
+                // Three rounds of two workers: ~3 s, plus stall checks. Without them, four
+                // requests would wait for the idle connections to time out (60 s) or for the
+                // read timeout (60 s, then 504).
+                #expect(took < 6, "took \(took) s")
+            }
+        }
+
         /// With a longer `queue_timeout` the third request waits until a worker frees up.
         @Test func queuedRequestIsServedWhenAConnectionFrees() async throws {
             let fpm = try await PoolPHPFPM(.init(children: 2, name: "queue"))
