@@ -1,0 +1,1 @@
+../../../../Sources/ProxyCore/CGIResponseHeadParser.swift
