@@ -10,6 +10,7 @@ import ProxyConfig
 /// loops never interleave and need no lock (the same choice as nginx without `buffer=`).
 public final class AccessLog: Sendable {
     private let fd: CInt
+    private let path: String?
 
     /// Opens the target; nil for `off`.
     public init?(target: AccessLogTarget) throws {
@@ -18,13 +19,26 @@ public final class AccessLog: Sendable {
             return nil
         case .stderr:
             fd = STDERR_FILENO
+            path = nil
         case .file(let path):
             let opened = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
             guard opened >= 0 else {
                 throw AccessLogError(path: path, errno: errno)
             }
             fd = opened
+            self.path = path
         }
+    }
+
+    /// Opens the file again (after logrotate moved it: SIGUSR1). The new file takes over the
+    /// same descriptor number with dup2(2), atomically, so the event loops that write to it need
+    /// no lock: a line goes either to the old file or to the new one, never half to each.
+    public func reopen() throws {
+        guard let path else { return }
+        let opened = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard opened >= 0 else { throw AccessLogError(path: path, errno: errno) }
+        defer { close(opened) }
+        guard dup2(opened, fd) >= 0 else { throw AccessLogError(path: path, errno: errno) }
     }
 
     deinit {

@@ -91,6 +91,20 @@ struct FCGIProxyCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
 
+        // logrotate's postrotate: `kill -USR1` reopens the access log file.
+        signal(SIGUSR1, SIG_IGN)
+        let reopenSource = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+        reopenSource.setEventHandler { [context = server.context] in
+            do {
+                try context.accessLog?.reopen()
+                logger.info("SIGUSR1: access log reopened")
+            } catch {
+                logger.error("SIGUSR1: \(error)")
+            }
+        }
+        reopenSource.resume()
+        defer { reopenSource.cancel() }
+
         // Every listener is bound and the workers are started: now we are ready.
         let stopping = NIOLockedValueBox(false)
         let statusLine: @Sendable () -> String = { [server] in
