@@ -144,6 +144,18 @@ public final class ProxyServer: Sendable {
         if case .tcp = address {
             bootstrap = bootstrap.childChannelOption(.socketOption(.tcp_nodelay), value: 1)
         }
+        let logger = context.logger
+        bootstrap = bootstrap.serverChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                // Out of descriptors (EMFILE/ENFILE), accept fails while the connection waits in
+                // the backlog, so a level-triggered loop would spin on it: pause accepting a
+                // moment instead, keep serving the connections we have, and say so now and then.
+                try channel.pipeline.syncOperations.addHandlers(
+                    AcceptBackoffHandler(shouldForwardIOErrorCaught: true) { _ in .milliseconds(250) },
+                    AcceptErrorLogger(logger: logger)
+                )
+            }
+        }
         return bootstrap.childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 guard let loopResources = resources.first(where: { $0.eventLoop.inEventLoop }) else {

@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+
+extension Integration {
+    /// Out of file descriptors: the proxy pauses accepting, keeps running, logs it (rate-limited)
+    /// and serves again once connections go away.
+    @Suite(.fcgiproxyOnly("fcgiproxy's accept backoff")) struct DescriptorLimit {
+        @Test func survivesRunningOutOfDescriptorsAndRecovers() async throws {
+            let fixture = try await Fixture.shared()
+            let dir = try TempDir("fcgiproxy-emfile")
+            let port = try Net.freePort()
+            var options = FrontEndOptions(backendSocket: fixture.php.socketPath)
+            options.extraServerINI = "threads = 1\naccess_log = off"
+            let ini = try dir.write("emfile.ini", ProxyProcess.ini(options, port: port))
+            let log = dir.file("emfile.log")
+            // Soft and hard limit 64, so the proxy's own raise to the hard limit changes nothing.
+            let proxy = try ChildProcess.launch(
+                "/bin/sh", ["-c", "ulimit -n 64 && exec \"$0\" --config \"$1\"", Paths.fcgiproxyBinary, ini], logPath: log)
+            defer { proxy.stop() }
+            let started = await Net.waitUntilAccepting(port: port, timeout: .seconds(15), alive: { proxy.isRunning })
+            try #require(started, "fcgiproxy did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+
+            // 200 connections that stay open: far more than 64 descriptors.
+            var clients: [RawHTTP] = []
+            for _ in 0..<200 {
+                if let client = try? RawHTTP(port: port) { clients.append(client) }
+            }
+            // Known gap (see docs/architecture.md): while out of descriptors the listener is still
+            // retried in a tight loop despite AcceptBackoffHandler, so no CPU bound is asserted.
+            try await Task.sleep(for: .seconds(1))
+            #expect(proxy.isRunning, "the proxy died when it ran out of descriptors")
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(text.contains("cannot accept connections"), "no accept error was logged: \(text.suffix(1500))")
+            // Rate-limited: one report a second at most, not one per failed accept.
+            let reports = text.components(separatedBy: "cannot accept connections").count - 1
+            #expect(reports <= 3, "\(reports) reports in about a second")
+
+            clients.removeAll()
+            try await Task.sleep(for: .milliseconds(800))
+            let again = try await Curl.run(["--max-time", "10", "http://127.0.0.1:\(port)/status.php?code=200"])
+            #expect(again.status == 200, "not serving again after the clients left")
+            #expect(proxy.isRunning)
+        }
+    }
+}
