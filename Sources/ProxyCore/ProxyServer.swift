@@ -150,10 +150,7 @@ public final class ProxyServer: Sendable {
                 // Out of descriptors (EMFILE/ENFILE), accept fails while the connection waits in
                 // the backlog, so a level-triggered loop would spin on it: pause accepting a
                 // moment instead, keep serving the connections we have, and say so now and then.
-                try channel.pipeline.syncOperations.addHandlers(
-                    AcceptBackoffHandler(shouldForwardIOErrorCaught: true) { _ in .milliseconds(250) },
-                    AcceptErrorLogger(logger: logger)
-                )
+                try channel.pipeline.syncOperations.addHandler(AcceptErrorHandler(logger: logger))
             }
         }
         return bootstrap.childChannelInitializer { channel in

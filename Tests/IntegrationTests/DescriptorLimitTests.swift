@@ -25,9 +25,14 @@ extension Integration {
             for _ in 0..<200 {
                 if let client = try? RawHTTP(port: port) { clients.append(client) }
             }
-            // Known gap (see docs/architecture.md): while out of descriptors the listener is still
-            // retried in a tight loop despite AcceptBackoffHandler, so no CPU bound is asserted.
+            try await Task.sleep(for: .milliseconds(300))
+            let cpuBefore = Self.cpuTicks(proxy.pid)
             try await Task.sleep(for: .seconds(1))
+            let cpuAfter = Self.cpuTicks(proxy.pid)
+            // Accepting pauses, it is not retried in a tight loop: the proxy stays nearly idle.
+            if let before = cpuBefore, let after = cpuAfter {
+                #expect(after - before < 30, "\(after - before) ticks of CPU in one second: spinning on accept")
+            }
             #expect(proxy.isRunning, "the proxy died when it ran out of descriptors")
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             #expect(text.contains("cannot accept connections"), "no accept error was logged: \(text.suffix(1500))")
@@ -40,6 +45,18 @@ extension Integration {
             let again = try await Curl.run(["--max-time", "10", "http://127.0.0.1:\(port)/status.php?code=200"])
             #expect(again.status == 200, "not serving again after the clients left")
             #expect(proxy.isRunning)
+        }
+
+        /// utime + stime of a process in clock ticks (100 a second here).
+        static func cpuTicks(_ pid: Int32) -> Int? {
+            guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/stat"),
+                let text = String(data: stat, encoding: .utf8),
+                let close = text.lastIndex(of: ")")
+            else { return nil }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            // After the command name: state is field 3, utime 14 and stime 15 (1-based).
+            guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
+            return user + system
         }
     }
 }
