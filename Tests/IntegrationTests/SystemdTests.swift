@@ -127,6 +127,10 @@ extension Integration {
             )
             defer { proxy.stop() }
             let log = { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+            // The tool binds before it says so; connecting earlier is refused (seen under load).
+            for _ in 0..<250 where !log().contains("Listening on 127.0.0.1:\(port)") {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             // systemd-socket-activate starts fcgiproxy on the first connection; curl's waits in
             // the backlog meanwhile.
             let response = try await Curl.run(["--max-time", "15", "http://127.0.0.1:\(port)/index.php"])
