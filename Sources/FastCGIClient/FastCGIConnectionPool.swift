@@ -136,6 +136,13 @@ public final class FastCGIConnectionPool {
                 guard let callback = callbacks[ticket.rawValue], let connection = connections[connectionID.rawValue] else {
                     continue
                 }
+                guard connection.hasFreeSlot else {
+                    // Closed (its close not processed yet: several connections to a killed
+                    // backend go down in one burst) or retired: never start a request there, it
+                    // would wait for a read timeout. Nothing was sent, so it may go elsewhere.
+                    perform(machine.requestFailed(ticket, error: .closedEarly, replayable: true, now: .now()))
+                    continue
+                }
                 connection.assign(ticket: ticket.rawValue)
                 callback(.success(connection))
             case .createConnection(let connectionID, let backend):
