@@ -254,8 +254,9 @@ static int start_spawner(void) {
     return rc;
 }
 
-pid_t cspawn_start(const char *path, char *const argv[], char *const envp[], int listen_fd, int stderr_fd,
-                   int *out_errno) {
+/// A request for the spawner (or the test intermediate), nothing done yet.
+static struct spawn_request make_request(const char *path, char *const argv[], char *const envp[], int listen_fd,
+                                         int stderr_fd) {
     struct spawn_request request = {
         .path = path,
         .argv = argv,
@@ -267,6 +268,12 @@ pid_t cspawn_start(const char *path, char *const argv[], char *const envp[], int
         .error = 0,
         .done = 0,
     };
+    return request;
+}
+
+pid_t cspawn_start(const char *path, char *const argv[], char *const envp[], int listen_fd, int stderr_fd,
+                   int *out_errno) {
+    struct spawn_request request = make_request(path, argv, envp, listen_fd, stderr_fd);
 
     // Serializes callers: the spawner handles one request at a time.
     pthread_mutex_lock(&caller_lock);
@@ -298,17 +305,7 @@ pid_t cspawn_start(const char *path, char *const argv[], char *const envp[], int
 
 pid_t cspawn_test_spawn_via_intermediate(const char *path, char *const argv[], char *const envp[], int listen_fd,
                                          int stderr_fd, int report_fd, int *out_errno) {
-    struct spawn_request request = {
-        .path = path,
-        .argv = argv,
-        .envp = envp,
-        .listen_fd = listen_fd,
-        .stderr_fd = stderr_fd,
-        .max_fd = descriptor_limit(),
-        .result = -1,
-        .error = 0,
-        .done = 0,
-    };
+    struct spawn_request request = make_request(path, argv, envp, listen_fd, stderr_fd);
     // Blocked before fork so that no inherited Swift handler can run in the intermediate.
     sigset_t all, previous;
     sigfillset(&all);

@@ -91,9 +91,6 @@ public final class FastCGIConnectionPool {
 
     /// Counters of this shard (requests, errors, retries, connections, queue).
     public var counters: FastCGIPoolStateMachine.Counters { machine.counters }
-    public var openConnections: Int { connections.count }
-    /// A backend's connection limit in this shard now (lowered by FCGI_MAX_CONNS).
-    public func maxConnections(backend: Int) -> Int { machine.maxConnections(backend: backend) }
 
     // MARK: Requests
 
