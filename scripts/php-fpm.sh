@@ -36,15 +36,9 @@ find_fpm() {
 }
 
 write_conf() {
+    # As root the workers stay root (started with -R): the checkout may sit under a folder
+    # only root can enter, and workers as www-data could not read the PHP files there.
     local userlines=""
-    if [ "$(id -u)" -eq 0 ]; then
-        # As root php-fpm insists on an unprivileged user for the workers.
-        if id www-data >/dev/null 2>&1; then
-            userlines=$'user = www-data\ngroup = www-data'
-        else
-            userlines=$'user = nobody\ngroup = nogroup'
-        fi
-    fi
     cat > "$conf" <<CONF
 ; Written by scripts/php-fpm.sh; rewritten on every start.
 [global]
@@ -75,11 +69,13 @@ start)
         exit 0
     fi
     fpm=$(find_fpm)
-    # The workers may run as www-data: RUNDIR must be traversable for them.
+    # Others (nginx workers in the benchmarks) must reach the socket: RUNDIR traversable.
     chmod 755 "$rundir"
     write_conf
     rm -f "$sock"
-    nohup "$fpm" --nodaemonize --fpm-config "$conf" >>"$rundir/php-fpm.out" 2>&1 </dev/null &
+    asroot=()
+    [ "$(id -u)" -eq 0 ] && asroot=(-R)
+    nohup "$fpm" --nodaemonize --fpm-config "$conf" "${asroot[@]}" >>"$rundir/php-fpm.out" 2>&1 </dev/null &
     for _ in $(seq 1 100); do
         if [ -S "$sock" ]; then
             echo "php-fpm started ($fpm, pid $(cat "$pidfile" 2>/dev/null || echo '?'), socket $sock)"

@@ -19,7 +19,9 @@ final class PHPFPM: @unchecked Sendable {
         self.dir = dir
         socketPath = dir.file("php.sock")
         logPath = dir.file("php-fpm.log")
-        let userLines = getuid() == 0 ? "user = www-data\ngroup = www-data\n" : ""
+        // As root, workers stay root (`-R`): the checkout may sit under a folder only root can
+        // enter (CI clones into one), and workers as www-data could not read examples/php.
+        let userLines = ""
         let config = """
             [global]
             pid = \(dir.file("php-fpm.pid"))
@@ -41,7 +43,7 @@ final class PHPFPM: @unchecked Sendable {
             """
         let configPath = try dir.write("php-fpm.conf", config)
         process = try ChildProcess.launch(
-            fpm, ["--nodaemonize", "--fpm-config", configPath], logPath: dir.file("php-fpm.out"))
+            fpm, ["--nodaemonize", "--fpm-config", configPath] + (getuid() == 0 ? ["-R"] : []), logPath: dir.file("php-fpm.out"))
 
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(15)

@@ -39,7 +39,9 @@ final class PoolPHPFPM: @unchecked Sendable {
         guard let fpm = Paths.phpFPM else { throw HarnessError("no php-fpm") }
         // A stale socket from a killed instance would make the wait below return at once.
         unlink(socketPath)
-        let userLines = getuid() == 0 ? "user = www-data\ngroup = www-data\n" : ""
+        // As root, workers stay root (`-R`): the checkout may sit under a folder only root can
+        // enter (CI clones into one), and workers as www-data could not read examples/php.
+        let userLines = ""
         let config = """
             [global]
             pid = \(dir.file("php-fpm.pid"))
@@ -61,7 +63,7 @@ final class PoolPHPFPM: @unchecked Sendable {
             """
         let configPath = try dir.write("php-fpm.conf", config)
         let process = try ChildProcess.launch(
-            fpm, ["--nodaemonize", "--fpm-config", configPath], logPath: dir.file("php-fpm.out"))
+            fpm, ["--nodaemonize", "--fpm-config", configPath] + (getuid() == 0 ? ["-R"] : []), logPath: dir.file("php-fpm.out"))
         lock.withLock { current = process }
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(15)
