@@ -149,6 +149,7 @@ let package = Package(
                 .target(name: "CNGHTTP2", condition: .when(traits: ["HTTP2"])),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(
