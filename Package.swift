@@ -13,6 +13,13 @@ let package = Package(
         .library(name: "FastCGI", targets: ["FastCGI"]),
         .library(name: "FastCGIWorker", targets: ["FastCGIWorker"]),
     ],
+    traits: [
+        .trait(
+            name: "HTTP2",
+            description: "HTTP/2 front end (h2c, h2 by ALPN) on libnghttp2; needs libnghttp2-dev to build."
+        ),
+        .default(enabledTraits: ["HTTP2"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -55,6 +62,23 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "ProxyConfig", swiftSettings: strict),
+        // Only built and linked when a target that needs it is built with the HTTP2 trait: without
+        // the trait, neither the headers nor libnghttp2.so are needed.
+        .systemLibrary(
+            name: "CNGHTTP2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        .target(
+            name: "ProxyHTTP2",
+            dependencies: [
+                .target(name: "CNGHTTP2", condition: .when(traits: ["HTTP2"])),
+                "ProxyConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(name: "CSpawn"),
         .target(
             name: "WorkerSupervisor",
@@ -82,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "fcgiproxy",
             dependencies: [
-                "ProxyCore", "ProxyConfig", "WorkerSupervisor",
+                "ProxyCore", "ProxyConfig", "WorkerSupervisor", "ProxyHTTP2",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -118,6 +142,16 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ProxyConfigTests", dependencies: ["ProxyConfig"]),
+        .testTarget(
+            name: "ProxyHTTP2Tests",
+            dependencies: [
+                "ProxyHTTP2",
+                .target(name: "CNGHTTP2", condition: .when(traits: ["HTTP2"])),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "WorkerSupervisorTests",
             dependencies: [

@@ -88,12 +88,23 @@ public struct ServerConfig: Sendable, Equatable {
     public var metrics: SocketAddressSpec?
     public var tlsCertificate: String?
     public var tlsKey: String?
+    /// HTTP/2 (h2c on cleartext listeners, h2 by ALPN on TLS ones): `http2`, default on when the
+    /// binary was built with the HTTP2 trait; without it `http2 = on` is a configuration error.
     public var http2: Bool
     /// Value of SERVER_SOFTWARE and of the `Server` response header.
     public var serverSoftware: String
     /// On SIGTERM/SIGINT, how long requests in flight may take to finish before their
     /// connections are closed anyway.
     public var shutdownTimeout: Duration
+
+    /// Whether this build has the HTTP/2 front end (package trait HTTP2).
+    public static var builtWithHTTP2: Bool {
+        #if HTTP2
+        true
+        #else
+        false
+        #endif
+    }
 
     public init(
         listen: [ListenConfig] = [ListenConfig(address: .tcp(host: "127.0.0.1", port: 8080))],
@@ -111,7 +122,7 @@ public struct ServerConfig: Sendable, Equatable {
         metrics: SocketAddressSpec? = nil,
         tlsCertificate: String? = nil,
         tlsKey: String? = nil,
-        http2: Bool = false,
+        http2: Bool = ServerConfig.builtWithHTTP2,
         serverSoftware: String = "fcgiproxy",
         shutdownTimeout: Duration = .seconds(30)
     ) {

@@ -51,7 +51,15 @@ struct ServerSection {
         case "tls_key":
             if let path = keys.single(entry, &errors, ConfigValue.absolutePath) { config.tlsKey = path }
         case "http2":
-            if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.http2 = enabled }
+            if let enabled = keys.single(entry, &errors, ConfigValue.bool) {
+                if enabled && !ServerConfig.builtWithHTTP2 {
+                    errors.add(
+                        line: entry.line,
+                        "\"http2 = on\" in [server], but this fcgiproxy was built without HTTP/2 (package trait HTTP2)")
+                } else {
+                    config.http2 = enabled
+                }
+            }
         case "server_software":
             if let name = keys.single(entry, &errors, ConfigValue.nonEmpty) { config.serverSoftware = name }
         default:

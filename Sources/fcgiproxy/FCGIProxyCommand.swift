@@ -6,6 +6,10 @@ import ProxyConfig
 import ProxyCore
 import WorkerSupervisor
 
+#if HTTP2
+import ProxyHTTP2
+#endif
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -117,7 +121,11 @@ struct FCGIProxyCommand: AsyncParsableCommand {
             SystemdWatchdog(notifier: $0, group: server.eventLoopGroup, watchdogInterval: watchdogInterval, status: statusLine)
         }
         watchdog?.start()
+        #if HTTP2
+        logger.info("fcgiproxy \(FCGIProxyVersion.string) ready (nghttp2 \(HTTP2Support.libraryVersion))")
+        #else
         logger.info("fcgiproxy \(FCGIProxyVersion.string) ready")
+        #endif
 
         let first = await signals.waitForFirst()
         stopping.withLockedValue { $0 = true }
@@ -212,5 +220,15 @@ extension Logger.Level {
 }
 
 enum FCGIProxyVersion {
-    static let string = "0.1.0"
+    static let number = "0.1.0"
+    /// The optional features this binary was built with (package traits), so `--version` tells
+    /// which build is installed.
+    static let features: [String] = {
+        #if HTTP2
+        return ["http2"]
+        #else
+        return ["no http2"]
+        #endif
+    }()
+    static let string = "\(number) (\(features.joined(separator: ", ")))"
 }

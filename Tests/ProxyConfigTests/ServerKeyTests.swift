@@ -23,7 +23,7 @@ import Testing
                 metrics = 127.0.0.1:9145
                 tls_certificate = /etc/ssl/cert.pem
                 tls_key = /etc/ssl/key.pem
-                http2 = on
+                http2 = off
                 server_software = "my proxy"
                 """
             )
@@ -49,9 +49,21 @@ import Testing
         #expect(server.metrics == .tcp(host: "127.0.0.1", port: 9145))
         #expect(server.tlsCertificate == "/etc/ssl/cert.pem")
         #expect(server.tlsKey == "/etc/ssl/key.pem")
-        #expect(server.http2)
+        #expect(!server.http2)
         #expect(server.serverSoftware == "my proxy")
     }
+
+    #if HTTP2
+    @Test func http2OnInABuildWithHTTP2() {
+        #expect(parseServer("http2 = on")?.http2 == true)
+    }
+    #else
+    @Test func http2OnInABuildWithoutHTTP2IsAnError() {
+        let errors = parseErrors("[server]\nhttp2 = yes\n")
+        #expect(errors.map(\.line) == [2])
+        #expect(errors.first?.message.contains("built without HTTP/2") == true, "\(errors)")
+    }
+    #endif
 
     @Test func threadsAuto() {
         #expect(parseServer("threads = 3\n")?.threads == 3)
