@@ -52,6 +52,10 @@ struct ServerSection {
             if let path = keys.single(entry, &errors, ConfigValue.absolutePath) { config.tlsKey = path }
         case "http2":
             if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.http2 = enabled }
+        case "user":
+            if let user = keys.single(entry, &errors, SystemAccount.user) { config.user = user }
+        case "group":
+            if let group = keys.single(entry, &errors, SystemAccount.group) { config.group = group }
         case "server_software":
             if let name = keys.single(entry, &errors, ConfigValue.nonEmpty) { config.serverSoftware = name }
         default:
