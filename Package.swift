@@ -56,6 +56,7 @@ let package = Package(
         ),
         .target(name: "ProxyConfig", swiftSettings: strict),
         .target(name: "CSpawn"),
+        .target(name: "CDropPrivileges"),
         .target(
             name: "WorkerSupervisor",
             dependencies: [
@@ -82,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "fcgiproxy",
             dependencies: [
-                "ProxyCore", "ProxyConfig", "WorkerSupervisor",
+                "ProxyCore", "ProxyConfig", "WorkerSupervisor", "CDropPrivileges",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

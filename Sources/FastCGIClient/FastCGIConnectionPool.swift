@@ -218,7 +218,7 @@ public final class FastCGIConnectionPool {
         if case .unixDomainSocket = address {
         } else {
             // Records are small and latency-bound: never wait for Nagle.
-            bootstrap = bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
+            bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1)
         }
         bootstrap = bootstrap.channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {

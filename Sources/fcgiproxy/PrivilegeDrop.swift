@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CDropPrivileges
 import Logging
 import ProxyConfig
 
@@ -56,6 +57,12 @@ enum PrivilegeDrop {
             guard setuid(uid) == 0 else { throw Failure(description: "setuid(\(uid)): errno \(errno)") }
             guard uid == 0 || setuid(0) != 0 else { throw Failure(description: "root could be regained after setuid(\(uid))") }
         }
+        // glibc leaves out the main thread parked by the Swift async main (see CDropPrivileges).
+        var groups = [gid_t](repeating: 0, count: 256)
+        let count = getgroups(Int32(groups.count), &groups)
+        guard count >= 0 else { throw Failure(description: "getgroups: errno \(errno)") }
+        let mainThread = cdrop_main_thread(uid ?? uid_t.max, gid, groups, count)
+        guard mainThread == 0 else { throw Failure(description: "dropping privileges of the main thread: errno \(mainThread)") }
         logger.info("running as uid \(getuid()), gid \(getgid())\(userName.map { " (\($0))" } ?? "")")
     }
 }
