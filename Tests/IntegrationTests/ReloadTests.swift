@@ -24,6 +24,13 @@ extension Integration {
                 (process, logPath) = try Systemd.launch(dir, "/usr/bin/env", environment + [binary, "--config", configPath])
             }
 
+            init(attachingTo process: SpawnedProcess, dir: TempDir, configPath: String, logPath: String) throws {
+                self.dir = dir
+                self.configPath = configPath
+                self.process = process
+                self.logPath = logPath
+            }
+
             func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
             func count(_ text: String) -> Int { log().components(separatedBy: text).count - 1 }
@@ -189,9 +196,77 @@ extension Integration {
             #expect(log.contains("reload 2: pools ~php; routes changed"), "log:\n\(log)")
             #expect(log.contains("reload 3: routes changed"), "log:\n\(log)")
             #expect(log.contains("reload 4: pools ~php; routes changed"), "log:\n\(log)")
-            #expect(log.contains("reload 2: pools of the previous configuration drained"), "log:\n\(log)")
+            // The slow request kept generation 1's pool busy through reload 3: a reload while an
+            // older generation still drains.
+            let drained2 = log.range(of: "reload 2: pools of the previous configuration drained")
+            let reload3 = log.range(of: "reload 3: routes changed")
+            #expect(drained2 != nil && reload3 != nil && reload3!.lowerBound < drained2!.lowerBound, "log:\n\(log)")
             print("reload under load: \(requests) requests, wrk:\n\(output)")
             #expect(await proxy.stop() == 0)
+        }
+
+        @Test("Spawned workers across reloads: kept when their pool is unchanged, replaced (new socket, old workers stopped after the drain) when it changes")
+        func spawnedWorkersAcrossReloads() async throws {
+            let dir = try TempDir("fcgiproxy-reload-spawn")
+            let port = try Net.freePort()
+            let runDir = dir.file("run")
+            try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+            let ini = { (processes: Int, generation: String) in
+                """
+                [server]
+                listen = 127.0.0.1:\(port)
+                threads = 1
+                access_log = off
+
+                [pool:demo]
+                spawn = \(Spawn.demoBinary)
+                processes = \(processes)
+
+                [route:demo]
+                match = /
+                pool = demo
+                root = \(dir.path)
+                script = \(dir.path)/app
+                param = APP_GEN \(generation)
+
+                """
+            }
+            let configPath = try dir.write("proxy.ini", ini(1, "one"))
+            let (process, logPath) = try Systemd.launch(dir, try Systemd.binary(), ["--config", configPath, "--run-dir", runDir])
+            defer { process.stop() }
+            let proxy = try Harness(attachingTo: process, dir: dir, configPath: configPath, logPath: logPath)
+            try #require(await Net.waitUntilAccepting(port: port, timeout: .seconds(15)) { process.isRunning }, "log:\n\(proxy.log())")
+            Spawn.expectFromWorker(try await Curl.run(["--max-time", "10", "http://127.0.0.1:\(port)/"]))
+            let firstPIDs = Self.workerPIDs(in: proxy.log())
+            try #require(firstPIDs.count == 1, "log:\n\(proxy.log())")
+
+            try await proxy.reload(ini(1, "two"))
+            Spawn.expectFromWorker(try await Curl.run(["--max-time", "10", "http://127.0.0.1:\(port)/"]))
+            #expect(proxy.count("started 1 workers") == 1, "routes only: the workers stay; log:\n\(proxy.log())")
+            #expect(kill(firstPIDs[0], 0) == 0)
+
+            try await proxy.reload(ini(2, "three"))
+            #expect(proxy.log().contains("started 2 workers on unix:\(runDir)/demo.3.sock"), "log:\n\(proxy.log())")
+            for _ in 0..<20 {
+                Spawn.expectFromWorker(try await Curl.run(["--max-time", "10", "http://127.0.0.1:\(port)/"]))
+            }
+            // The old worker stops once generation 2's pool drained.
+            var gone = false
+            for _ in 0..<300 {
+                if kill(firstPIDs[0], 0) != 0 { gone = true; break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(gone, "old worker \(firstPIDs[0]) still runs; log:\n\(proxy.log())")
+            #expect(!FileManager.default.fileExists(atPath: "\(runDir)/demo.sock"), "the old socket file is left")
+            #expect(await proxy.stop() == 0, "log:\n\(proxy.log())")
+        }
+
+        /// Pids of the first `started N workers` line.
+        static func workerPIDs(in log: String) -> [pid_t] {
+            guard let line = log.split(separator: "\n").first(where: { $0.contains("started") && $0.contains("workers on") }),
+                let open = line.range(of: "pids=["), let close = line[open.upperBound...].firstIndex(of: "]")
+            else { return [] }
+            return line[open.upperBound..<close].split(separator: ",").compactMap { pid_t($0.trimmingCharacters(in: .whitespaces)) }
         }
 
         @Test("systemd-socket-activate --fdname: a listen line's name= takes the socket of that name, whatever its address")
