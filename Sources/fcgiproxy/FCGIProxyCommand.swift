@@ -60,6 +60,8 @@ struct FCGIProxyCommand: AsyncParsableCommand {
         let logger = Logger(label: "fcgiproxy")
         // Caught before anything starts, so that a stop request during start-up is not lost.
         let signals = ShutdownSignals()
+        // SIGHUP's default action would kill us before the reload handler exists.
+        signal(SIGHUP, SIG_IGN)
         // Read and unset before workers are spawned: they must not inherit systemd's variables.
         let notifier = SystemdNotifier.fromEnvironment()
         let inheritedSockets = SystemdSocketActivation.takeFromEnvironment()
@@ -140,7 +142,6 @@ struct FCGIProxyCommand: AsyncParsableCommand {
         }
 
         // SIGHUP: reload. Signals that arrive during a reload fold into one more reload after it.
-        signal(SIGHUP, SIG_IGN)
         let (reloadRequests, reloadContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let reloadSource = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         reloadSource.setEventHandler { reloadContinuation.yield() }
