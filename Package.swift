@@ -80,6 +80,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "CSpawn"),
+        .target(name: "CDropPrivileges"),
         .target(
             name: "WorkerSupervisor",
             dependencies: [
@@ -106,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "fcgiproxy",
             dependencies: [
-                "ProxyCore", "ProxyConfig", "WorkerSupervisor", "ProxyHTTP2",
+                "ProxyCore", "ProxyConfig", "WorkerSupervisor", "ProxyHTTP2", "CDropPrivileges",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -70,6 +70,8 @@ public final class FastCGIConnectionPool {
     /// For `multiplex = auto`: what each backend answered (nil: not asked yet or no answer).
     private var probedCapacity: [Int?]
     private var probing: Set<Int> = []
+    /// Set by ``drain(whenEmpty:)``.
+    private var onEmpty: (() -> Void)?
 
     /// This shard's share of a backend's own connection limit (FCGI_MAX_CONNS): the caller's
     /// split, as for `max_conns`.
@@ -124,6 +126,15 @@ public final class FastCGIConnectionPool {
         perform(machine.shutdown(now: .now()))
     }
 
+    /// Retires the shard after a configuration reload: requests it holds finish (queued ones
+    /// included), idle connections close now, busy ones after their request; `whenEmpty` runs
+    /// on this loop once no connection and no request is left (at once if none is).
+    public func drain(whenEmpty: @escaping () -> Void) {
+        eventLoop.preconditionInEventLoop()
+        onEmpty = whenEmpty
+        perform(machine.drain(now: .now()))
+    }
+
     // MARK: Actions
 
     private func perform(_ actions: [FastCGIPoolStateMachine.Action]) {
@@ -171,7 +182,9 @@ public final class FastCGIConnectionPool {
             case .failRequest(let ticket, let reason):
                 callbacks.removeValue(forKey: ticket.rawValue)?(.failure(reason))
             case .shutdownComplete:
-                break
+                let onEmpty = self.onEmpty
+                self.onEmpty = nil
+                onEmpty?()
             }
         }
     }
@@ -205,7 +218,7 @@ public final class FastCGIConnectionPool {
         if case .unixDomainSocket = address {
         } else {
             // Records are small and latency-bound: never wait for Nagle.
-            bootstrap = bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
+            bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1)
         }
         bootstrap = bootstrap.channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {

@@ -196,8 +196,19 @@ public struct FastCGIPoolStateMachine: Sendable {
 
     enum Lifecycle: Sendable {
         case running
+        /// Retired by a configuration reload: requests already in the pool are still served
+        /// (queued ones, retries), but connections close as soon as they are idle.
+        case draining
         case shuttingDown
         case shutDown
+    }
+
+    /// Running or draining: requests in the pool still get connections, retries and backends.
+    var servesRequests: Bool {
+        switch lifecycle {
+        case .running, .draining: return true
+        case .shuttingDown, .shutDown: return false
+        }
     }
 
     /// A request sent on a connection (or whose connection just closed under it).
@@ -247,7 +258,9 @@ public struct FastCGIPoolStateMachine: Sendable {
         // A debug check only: the queue scan is linear and this is the hot path.
         assert(inFlight[request] == nil && !waiters.contains(request), "\(request) is already in the pool")
         poolCounters.requests += 1
-        guard case .running = lifecycle else {
+        // A draining pool still takes requests: a local redirect of an exchange that started
+        // before the reload re-dispatches on the pools it started with.
+        guard servesRequests else {
             return [.failRequest(request, .shuttingDown)]
         }
         var actions: [Action] = []
@@ -310,7 +323,7 @@ public struct FastCGIPoolStateMachine: Sendable {
         }
 
         if freeRetry { entry.tries -= 1 }
-        if case .running = lifecycle, replayable, Self.isRetryable(error), entry.tries < settings.tries {
+        if servesRequests, replayable, Self.isRetryable(error), entry.tries < settings.tries {
             poolCounters.retries += 1
             backends[backend].counters.retries += 1
             // A CANT_MPX retry may go back to the same backend: it is healthy, just not multiplexing.
@@ -358,7 +371,7 @@ public struct FastCGIPoolStateMachine: Sendable {
     /// on their connections, connects in flight are closed when they complete.
     /// ``Action/shutdownComplete`` follows once nothing is left (possibly in this very answer).
     public mutating func shutdown(now: NIODeadline) -> [Action] {
-        guard case .running = lifecycle else { return [] }
+        guard servesRequests else { return [] }
         lifecycle = .shuttingDown
         var actions: [Action] = []
         while let waiter = waiters.popFirst() {
@@ -385,6 +398,28 @@ public struct FastCGIPoolStateMachine: Sendable {
         return actions
     }
 
+    /// Retires the pool after a configuration reload: no new requests are expected, those it
+    /// holds finish (queued ones still get a slot, failed ones may be retried), idle connections
+    /// close now and busy ones once their requests end. ``Action/shutdownComplete`` follows once
+    /// nothing is left (possibly in this very answer). ``shutdown(now:)`` may still follow.
+    public mutating func drain(now: NIODeadline) -> [Action] {
+        guard case .running = lifecycle else { return [] }
+        lifecycle = .draining
+        var actions: [Action] = []
+        var index = connections.startIndex
+        while index < connections.endIndex {
+            if connections[index].isIdle {
+                actions.append(.cancelIdleTimer(connections[index].id))
+                actions.append(.closeConnection(connections[index].id))
+                connections.remove(at: index)
+            } else {
+                index += 1
+            }
+        }
+        finishShutdownIfDone(into: &actions)
+        return actions
+    }
+
     /// True once ``Action/shutdownComplete`` was returned.
     public var isShutDown: Bool {
         if case .shutDown = lifecycle { return true }
@@ -392,7 +427,11 @@ public struct FastCGIPoolStateMachine: Sendable {
     }
 
     mutating func finishShutdownIfDone(into actions: inout [Action]) {
-        guard case .shuttingDown = lifecycle, connections.isEmpty, inFlight.isEmpty, waiters.isEmpty else { return }
+        switch lifecycle {
+        case .shuttingDown, .draining: break
+        case .running, .shutDown: return
+        }
+        guard connections.isEmpty, inFlight.isEmpty, waiters.isEmpty else { return }
         lifecycle = .shutDown
         actions.append(.shutdownComplete)
     }

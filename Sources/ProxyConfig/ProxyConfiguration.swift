@@ -44,10 +44,15 @@ public struct ListenConfig: Sendable, Hashable {
     public var address: SocketAddressSpec
     /// `tls` flag after the address (TLS itself arrives with a later issue).
     public var tls: Bool
+    /// `name=NAME`: under socket activation, the inherited socket with this
+    /// `FileDescriptorName=` (`LISTEN_FDNAMES`) serves the line, whatever its address; without
+    /// one the address is bound as usual.
+    public var name: String?
 
-    public init(address: SocketAddressSpec, tls: Bool = false) {
+    public init(address: SocketAddressSpec, tls: Bool = false, name: String? = nil) {
         self.address = address
         self.tls = tls
+        self.name = name
     }
 }
 
@@ -96,6 +101,11 @@ public struct ServerConfig: Sendable, Equatable {
     /// On SIGTERM/SIGINT, how long requests in flight may take to finish before their
     /// connections are closed anyway.
     public var shutdownTimeout: Duration
+    /// `user =`: when started as root, the account to switch to once listeners and worker
+    /// sockets are bound (a name or a numeric id; checked to exist when the file is read).
+    public var user: String?
+    /// `group =`: the group to switch to (default: the user's primary group).
+    public var group: String?
 
     /// Whether this build has the HTTP/2 front end (package trait HTTP2).
     public static var builtWithHTTP2: Bool {
@@ -124,8 +134,12 @@ public struct ServerConfig: Sendable, Equatable {
         tlsKey: String? = nil,
         http2: Bool = ServerConfig.builtWithHTTP2,
         serverSoftware: String = "fcgiproxy",
-        shutdownTimeout: Duration = .seconds(30)
+        shutdownTimeout: Duration = .seconds(30),
+        user: String? = nil,
+        group: String? = nil
     ) {
+        self.user = user
+        self.group = group
         self.listen = listen
         self.threads = threads
         self.accessLog = accessLog

@@ -60,6 +60,10 @@ struct ServerSection {
                     config.http2 = enabled
                 }
             }
+        case "user":
+            if let user = keys.single(entry, &errors, SystemAccount.user) { config.user = user }
+        case "group":
+            if let group = keys.single(entry, &errors, SystemAccount.group) { config.group = group }
         case "server_software":
             if let name = keys.single(entry, &errors, ConfigValue.nonEmpty) { config.serverSoftware = name }
         default:

@@ -12,6 +12,9 @@ import WorkerSupervisor
 /// Lives on the client channel's event loop, which is also the loop of its backend connection.
 final class Exchange: FastCGIResponseReceiver {
     private unowned let frontend: HTTPFrontendHandler
+    /// Routes and pools as they were when the request started: a reload does not change them
+    /// under a request in flight.
+    private let generation: ProxyGeneration
     private var head: HTTPRequestHead
     private let isHead: Bool
     private let keepAliveRequested: Bool
@@ -70,8 +73,8 @@ final class Exchange: FastCGIResponseReceiver {
     private var responseStatus = 0
     private var bytesSent = 0
 
-    private var shared: ProxyContext { frontend.shared }
-    private var server: ServerConfig { frontend.shared.configuration.server }
+    private var shared: ProxyContext { generation.context }
+    private var server: ServerConfig { generation.context.configuration.server }
 
     /// Pending request-body bytes that make us stop reading the client.
     private static let pendingBodyLimit = 256 * 1024
@@ -83,6 +86,7 @@ final class Exchange: FastCGIResponseReceiver {
     init(head: HTTPRequestHead, frontend: HTTPFrontendHandler) {
         self.head = head
         self.frontend = frontend
+        self.generation = frontend.resources.current
         self.isHead = head.method == .HEAD
         self.keepAliveRequested = head.isKeepAlive
     }
@@ -280,7 +284,7 @@ final class Exchange: FastCGIResponseReceiver {
 
     // MARK: Backend connection
 
-    private var pool: FastCGIConnectionPool { frontend.resources.pools[poolIndex] }
+    private var pool: FastCGIConnectionPool { generation.pools[poolIndex] }
 
     private func connect() {
         // The callback may run more than once: the pool retries a replayable request elsewhere.

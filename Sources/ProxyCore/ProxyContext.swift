@@ -23,12 +23,24 @@ public struct ProxyContext: Sendable {
         public let addresses: [SocketAddress]
     }
 
-    public init(configuration: ProxyConfiguration, logger: Logger, scriptResolver: ScriptResolver = ScriptResolver()) throws {
+    /// `previous`: the context a reload replaces; its access log is kept when the target is the
+    /// same (no second descriptor, and a file the process could no longer open after dropping
+    /// privileges stays writable).
+    public init(
+        configuration: ProxyConfiguration,
+        logger: Logger,
+        scriptResolver: ScriptResolver = ScriptResolver(),
+        previous: ProxyContext? = nil
+    ) throws {
         self.configuration = configuration
         self.router = try Router(routes: configuration.routes)
         self.scriptResolver = scriptResolver
         self.logger = logger
-        self.accessLog = try AccessLog(target: configuration.server.accessLog)
+        if let previous, previous.configuration.server.accessLog == configuration.server.accessLog {
+            self.accessLog = previous.accessLog
+        } else {
+            self.accessLog = try AccessLog(target: configuration.server.accessLog)
+        }
         self.pools = try configuration.pools.map { pool in
             ResolvedPool(config: pool, addresses: try pool.backends.map { try SocketAddress(spec: $0) })
         }
@@ -52,25 +64,27 @@ extension SocketAddress {
     }
 }
 
-/// What one event loop owns: its connection pools. Only touched on that loop.
+/// What one event loop owns: the configuration generation it serves new requests with (and so
+/// its connection pools). Only touched on that loop.
 final class LoopResources {
     let eventLoop: any EventLoop
-    let pools: [FastCGIConnectionPool]
+    /// This loop's place among the loops, to split `max_conns`.
+    let shard: Int
+    let shardCount: Int
+    /// Read by each request when it starts; replaced on this loop by a reload. Requests that
+    /// started earlier keep the generation they read.
+    var current: ProxyGeneration
 
     /// `shard` of `shardCount`: this loop's place among the loops, to split `max_conns`.
     init(context: ProxyContext, eventLoop: any EventLoop, shard: Int = 0, shardCount: Int = 1) {
         self.eventLoop = eventLoop
-        self.pools = context.pools.map { pool in
-            let connectionPool = FastCGIConnectionPool(
-                settings: Self.poolSettings(pool, shard: shard, shardCount: shardCount),
-                eventLoop: eventLoop
-            )
-            connectionPool.shareOfBackendLimit = { limit in
-                max(1, limit / shardCount + (shard < limit % shardCount ? 1 : 0))
-            }
-            return connectionPool
-        }
+        self.shard = shard
+        self.shardCount = shardCount
+        self.current = ProxyGeneration(number: 1, context: context, eventLoop: eventLoop, shard: shard, shardCount: shardCount)
     }
+
+    /// The pools of the current generation.
+    var pools: [FastCGIConnectionPool] { current.pools }
 
     /// A pool's settings for one shard. `max_conns` is split evenly across shards, the remainder
     /// going to the first ones; every shard gets at least one connection, so with fewer

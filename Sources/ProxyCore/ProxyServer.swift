@@ -11,16 +11,26 @@ import ProxyConfig
 
 /// The daemon's network side: event loops, listeners, and per-loop pools.
 public final class ProxyServer: Sendable {
-    public let context: ProxyContext
-    private let group: MultiThreadedEventLoopGroup
+    /// The configuration new requests are served with (replaced by ``reload(to:)``).
+    public var context: ProxyContext { currentContext.withLockedValue { $0 } }
+    let currentContext: NIOLockedValueBox<ProxyContext>
+    let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
-    private let resources: [NIOLoopBound<LoopResources>]
-    private let channels: NIOLockedValueBox<[any Channel]> = NIOLockedValueBox([])
-    private let connections = ShutdownConnectionTracker()
+    let resources: [NIOLoopBound<LoopResources>]
+    /// Open listeners with the `listen` line each serves.
+    let listeners: NIOLockedValueBox<[Listener]> = NIOLockedValueBox([])
+    let connections = ShutdownConnectionTracker()
+    /// Generation number of the last reload, and whether one is running.
+    let reloadState = NIOLockedValueBox((generation: 1, running: false))
+
+    struct Listener {
+        var config: ListenConfig
+        var channel: any Channel
+    }
 
     /// Builds pools for every event loop; binds nothing yet.
     public init(context: ProxyContext, group: MultiThreadedEventLoopGroup? = nil) {
-        self.context = context
+        self.currentContext = NIOLockedValueBox(context)
         let threads = context.configuration.server.threads ?? System.coreCount
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.ownsGroup = group == nil
@@ -41,9 +51,13 @@ public final class ProxyServer: Sendable {
     public func poolCounters() async throws -> [String: [FastCGIPoolStateMachine.Counters]] {
         var result: [String: [FastCGIPoolStateMachine.Counters]] = [:]
         for box in resources {
-            let shard = try await box.eventLoop.submit { box.value.pools.map(\.counters) }.get()
-            for (index, counters) in shard.enumerated() {
-                result[context.pools[index].config.name, default: []].append(counters)
+            // Names from the shard's own generation: a reload may run between two shards.
+            let shard = try await box.eventLoop.submit {
+                let generation = box.value.current
+                return zip(generation.context.pools, generation.pools).map { ($0.config.name, $1.counters) }
+            }.get()
+            for (name, counters) in shard {
+                result[name, default: []].append(counters)
             }
         }
         return result
@@ -62,6 +76,7 @@ public final class ProxyServer: Sendable {
     /// socket that no line asks for is logged as an error and closed.
     @discardableResult
     public func start(inheritedSockets: [SystemdListenSocket] = []) async throws -> [SocketAddress] {
+        let context = self.context
         let listeners = context.configuration.server.listen
         let (inherited, unmatched) = SystemdSocketActivation.match(inheritedSockets, to: listeners)
         for socket in unmatched {
@@ -79,12 +94,12 @@ public final class ProxyServer: Sendable {
                 // NIO re-listens with its default backlog (128) when it adopts a socket: restore
                 // the one bound listeners get (Linux updates the backlog of a listening socket).
                 _ = Glibc.listen(socket.descriptor, Self.backlog)
-                context.logger.info("listening on \(listen.address) (inherited \(socket))")
+                context.logger.info("listening on \(ReloadPlan.describe(listen)) (inherited \(socket))")
             } else {
                 channel = try await bootstrap(for: listen.address).bind(to: listen.address)
-                context.logger.info("listening on \(listen.address)")
+                context.logger.info("listening on \(ReloadPlan.describe(listen))")
             }
-            channels.withLockedValue { $0.append(channel) }
+            self.listeners.withLockedValue { $0.append(Listener(config: listen, channel: channel)) }
             if let address = channel.localAddress { bound.append(address) }
         }
         return bound
@@ -101,13 +116,14 @@ public final class ProxyServer: Sendable {
     /// closes whatever is left and shuts the loops down if we own them.
     /// ``closeAllConnections()`` cuts the wait short.
     public func shutdown(gracePeriod: Duration) async throws {
-        let channels = self.channels.withLockedValue { channels in
-            defer { channels = [] }
-            return channels
+        let listeners = self.listeners.withLockedValue { listeners in
+            defer { listeners = [] }
+            return listeners
         }
-        for channel in channels {
-            try? await channel.close()
+        for listener in listeners {
+            try? await listener.channel.close()
         }
+        let context = self.context
         let loop = group.next()
         let drained = loop.makePromise(of: Void.self)
         connections.quiesce(whenDrained: drained)
@@ -130,9 +146,9 @@ public final class ProxyServer: Sendable {
         connections.closeAll()
     }
 
-    private static let backlog: Int32 = 1024
+    static let backlog: Int32 = 1024
 
-    private func bootstrap(for address: SocketAddressSpec) -> ServerBootstrap {
+    func bootstrap(for address: SocketAddressSpec) -> ServerBootstrap {
         let context = self.context
         let resources = self.resources
         let connections = self.connections
@@ -142,7 +158,7 @@ public final class ProxyServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
         if case .tcp = address {
-            bootstrap = bootstrap.childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            bootstrap = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
         }
         let logger = context.logger
         bootstrap = bootstrap.serverChannelInitializer { channel in
@@ -162,7 +178,10 @@ public final class ProxyServer: Sendable {
                 guard connections.add(channel) else {
                     throw ChannelError.ioOnClosedChannel
                 }
-                try Self.configureClientPipeline(channel, context: context, resources: loopResources.value)
+                // The loop's generation at accept time sets the connection's limits and timeouts;
+                // each request reads the generation again when it starts.
+                let resources = loopResources.value
+                try Self.configureClientPipeline(channel, context: resources.current.context, resources: resources)
             }
         }
     }
@@ -202,7 +221,7 @@ public final class ProxyServer: Sendable {
 }
 
 extension ServerBootstrap {
-    fileprivate func bind(to address: SocketAddressSpec) async throws -> any Channel {
+    func bind(to address: SocketAddressSpec) async throws -> any Channel {
         switch address {
         case .tcp(let host, let port):
             return try await bind(host: host, port: port).get()
