@@ -11,7 +11,7 @@ import WorkerSupervisor
 ///
 /// Lives on the client channel's event loop, which is also the loop of its backend connection.
 final class Exchange: FastCGIResponseReceiver {
-    private unowned let frontend: HTTPFrontendHandler
+    private unowned let frontend: any ExchangeFrontend
     /// Routes and pools as they were when the request started: a reload does not change them
     /// under a request in flight.
     private let generation: ProxyGeneration
@@ -83,7 +83,7 @@ final class Exchange: FastCGIResponseReceiver {
     private static let maxStderrLinesPerRequest = 50
     private static let nonIdempotent: [HTTPMethod] = [.POST, .PATCH, .LOCK]
 
-    init(head: HTTPRequestHead, frontend: HTTPFrontendHandler) {
+    init(head: HTTPRequestHead, frontend: any ExchangeFrontend) {
         self.head = head
         self.frontend = frontend
         self.generation = frontend.resources.current
@@ -123,7 +123,7 @@ final class Exchange: FastCGIResponseReceiver {
                 throw HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request", closeConnection: true)
             }
             bodyMode = .chunked(
-                RequestBodyBuffer(memoryLimit: server.bodyBufferSize, tempDir: server.tempDir, allocator: frontend.context!.channel.allocator)
+                RequestBodyBuffer(memoryLimit: server.bodyBufferSize, tempDir: server.tempDir, allocator: frontend.allocator)
             )
         } else if !contentLengths.isEmpty {
             guard contentLengths.count == 1, let length = Int(contentLengths[0]), length >= 0,
@@ -186,8 +186,7 @@ final class Exchange: FastCGIResponseReceiver {
     private func sendContinueIfWanted() {
         guard wantsContinue, !requestEnded else { return }
         wantsContinue = false
-        frontend.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
-        frontend.flush()
+        frontend.sendContinue()
     }
 
     private func prepareParams(requestPath: RequestPath, script: ResolvedScript, contentLength: Int?) throws(HTTPError) {
@@ -213,7 +212,7 @@ final class Exchange: FastCGIResponseReceiver {
 
     /// BEGIN_REQUEST and the PARAMS stream for the id the connection gave us.
     private func framedParams(requestID: UInt16) -> ByteBuffer {
-        var buffer = frontend.context!.channel.allocator.buffer(capacity: 2048)
+        var buffer = frontend.allocator.buffer(capacity: 2048)
         let keepConnection = shared.pools[poolIndex].config.keepalive
         buffer.writeFastCGIBeginRequest(
             requestID: requestID,
@@ -336,13 +335,13 @@ final class Exchange: FastCGIResponseReceiver {
     }
 
     private func writeStdin(_ body: ByteBuffer, to connection: FastCGIConnection) {
-        var framed = frontend.context!.channel.allocator.buffer(capacity: body.readableBytes + 64)
+        var framed = frontend.allocator.buffer(capacity: body.readableBytes + 64)
         framed.writeFastCGIStream(type: .stdin, requestID: requestID, content: body)
         connection.write(framed)
     }
 
     private func endStdin(on connection: FastCGIConnection) {
-        var framed = frontend.context!.channel.allocator.buffer(capacity: 8)
+        var framed = frontend.allocator.buffer(capacity: 8)
         framed.writeFastCGIStreamEnd(type: .stdin, requestID: requestID)
         connection.write(framed)
         connection.flush()
@@ -352,7 +351,7 @@ final class Exchange: FastCGIResponseReceiver {
     /// Sends the buffered (chunked) body while the backend socket takes it.
     private func pumpBufferedBody(to connection: FastCGIConnection) {
         guard case .chunked(let buffer) = bodyMode, !stdinEnded else { return }
-        let allocator = frontend.context!.channel.allocator
+        let allocator = frontend.allocator
         do {
             while connection.isWritable {
                 guard let chunk = try buffer.nextChunk(maxLength: 64 * 1024, allocator: allocator) else {
@@ -403,46 +402,21 @@ final class Exchange: FastCGIResponseReceiver {
         }
         let status = cgiHead.status
         let sendBody = !isHead && status != 204 && status != 304 && !(100..<200).contains(status)
-        var keepAlive = keepAliveRequested && !frontend.willClose
-        let isHTTP10 = head.version.major == 1 && head.version.minor == 0
-        if sendBody && cgiHead.contentLength == nil && isHTTP10 {
-            // No chunked encoding in HTTP/1.0: the end of the body is the end of the connection.
-            keepAlive = false
-        }
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(cgiHead.headers.count + 4)
-        var hasDate = false
-        var hasServer = false
-        for header in cgiHead.headers {
-            headers.add(name: header.name, value: header.value)
-            if header.name.utf8.count == 4, header.name.lowercased() == "date" { hasDate = true }
-            if header.name.utf8.count == 6, header.name.lowercased() == "server" { hasServer = true }
-        }
-        // RFC 9110 §6.6.1: an origin with a clock sends Date; to the client, we are the origin.
-        if !hasDate { headers.add(name: "Date", value: frontend.resources.httpDate()) }
-        if !hasServer { headers.add(name: "Server", value: server.serverSoftware) }
-        if !keepAlive {
-            frontend.closeAfterCurrentResponse()
-            headers.replaceOrAdd(name: "connection", value: "close")
-        } else if isHTTP10 {
-            headers.replaceOrAdd(name: "connection", value: "keep-alive")
-        }
-        // NIO would replace a script's own phrase by the standard one for known codes.
-        let statusLine =
-            cgiHead.reason.map { HTTPResponseStatus.custom(code: UInt(status), reasonPhrase: $0) }
-            ?? HTTPResponseStatus(statusCode: status)
-        let responseHead = HTTPResponseHead(
-            version: isHTTP10 ? .http1_0 : .http1_1,
-            status: statusLine,
-            headers: headers
-        )
-        frontend.write(.head(responseHead))
         headWritten = true
         responseStatus = status
         responseState = .streaming(remaining: sendBody ? cgiHead.contentLength : 0, sendBody: sendBody)
-        if body.readableBytes > 0 {
-            writeResponseBody(body)
+        var firstBody = body
+        if sendBody, let length = cgiHead.contentLength {
+            // Bytes beyond the backend's own Content-Length are cut, never passed on.
+            if firstBody.readableBytes > length {
+                firstBody = firstBody.getSlice(at: firstBody.readerIndex, length: length)!
+            }
+            responseState = .streaming(remaining: length - firstBody.readableBytes, sendBody: true)
         }
+        if !sendBody { firstBody.clear() }
+        bytesSent += firstBody.readableBytes
+        frontend.writeResponseHead(cgiHead, request: head, hasBody: sendBody, firstBody: firstBody)
+        if firstBody.readableBytes > 0 { applyClientBackpressure() }
     }
 
     private func writeResponseBody(_ data: ByteBuffer) {
@@ -461,7 +435,13 @@ final class Exchange: FastCGIResponseReceiver {
             holdForSlowClient(data)
             return
         }
-        frontend.write(.body(.byteBuffer(data)))
+        frontend.writeResponseBody(data)
+        applyClientBackpressure()
+    }
+
+    /// The client stopped taking bytes: pause the backend, or on a shared connection start
+    /// spooling this request's output.
+    private func applyClientBackpressure() {
         guard !frontend.isWritable, let connection else { return }
         if !connection.isMultiplexed {
             connection.pauseReading()
@@ -473,7 +453,7 @@ final class Exchange: FastCGIResponseReceiver {
         spool = RequestBodyBuffer(
             memoryLimit: poolConfig.multiplexBuffer,
             tempDir: server.tempDir,
-            allocator: frontend.context!.channel.allocator
+            allocator: frontend.allocator
         )
     }
 
@@ -504,7 +484,7 @@ final class Exchange: FastCGIResponseReceiver {
     /// already ended and the spool is empty.
     private func drainSpool() {
         guard let spool else { return }
-        let allocator = frontend.context!.channel.allocator
+        let allocator = frontend.allocator
         do {
             while frontend.isWritable {
                 guard let chunk = try spool.nextChunk(maxLength: 64 * 1024, allocator: allocator) else {
@@ -518,7 +498,7 @@ final class Exchange: FastCGIResponseReceiver {
                     return
                 }
                 spooledBytes -= chunk.readableBytes
-                frontend.write(.body(.byteBuffer(chunk)))
+                frontend.writeResponseBody(chunk)
             }
             frontend.flush()
         } catch {
@@ -726,7 +706,7 @@ final class Exchange: FastCGIResponseReceiver {
         } else {
             shared.logger.debug("\(httpError.status) for \(head.method) \(head.uri): \(httpError.reason)", metadata: logMetadata)
         }
-        bytesSent = frontend.writeSimpleResponse(httpError, version: head.version, isHead: isHead)
+        bytesSent = frontend.writeSimpleResponse(httpError, version: head.version, keepAlive: keepAliveRequested, isHead: isHead)
         headWritten = true
         responseStatus = httpError.status
         logAccess()

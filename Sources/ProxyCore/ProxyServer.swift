@@ -199,15 +199,13 @@ public final class ProxyServer: Sendable {
         )
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(timeouts)
-        try sync.configureHTTPServerPipeline(
-            // HTTPFrontendHandler orders pipelined requests itself (see there why).
-            withPipeliningAssistance: false,
-            withErrorHandling: false,
-            // Backend header values are validated by CGIResponseHeadParser (CR, LF, NUL → 502)
-            // and ours are constants: a second scan per response is pure cost.
-            withOutboundHeaderValidation: false,
-            withEncoderConfiguration: .init(),
-            withDecoderLimitConfiguration: limits
+        // Only NIO's decoder: responses are encoded by HTTPFrontendHandler itself, pipelined
+        // requests are ordered there too (see there why), and backend header values were
+        // validated by CGIResponseHeadParser (CR, LF, NUL → 502).
+        try sync.addHandler(
+            ByteToMessageHandler(
+                HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
+            )
         )
         try sync.addHandler(
             HTTPFrontendHandler(
