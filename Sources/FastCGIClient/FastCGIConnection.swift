@@ -229,11 +229,14 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     private func releaseFreedSlots() {
         guard !freedSlots.isEmpty else { return }
-        let freed = freedSlots
-        freedSlots.removeAll(keepingCapacity: true)
+        // Swapped out rather than copied: the list keeps its storage from call to call.
+        var freed: [(Int, Bool)] = []
+        swap(&freed, &freedSlots)
         for (ticket, aborted) in freed {
             onSlotFreed?(self, ticket, aborted)
         }
+        freed.removeAll(keepingCapacity: true)
+        if freedSlots.isEmpty { swap(&freed, &freedSlots) }
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {

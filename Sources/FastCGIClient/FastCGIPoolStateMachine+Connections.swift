@@ -173,6 +173,8 @@ extension FastCGIPoolStateMachine {
         let id = connections[index].id
         let backend = connections[index].backend
         if idleSince != nil { actions.append(.cancelIdleTimer(id)) }
+        // Out of the enum first, so that `leased` is the array's only owner and grows in place.
+        connections[index].state = .starting
         leased.append(waiter.id)
         if settings.keepalive {
             connections[index].state = .active(capacity: capacity, leased: leased, idleSince: nil)
@@ -222,6 +224,7 @@ extension FastCGIPoolStateMachine {
         case .starting:
             return
         case .active(let capacity, var leased, let idleSince):
+            connections[index].state = .starting
             leased.removeAll { $0 == request }
             if connectionBroken {
                 connections[index].state = .draining(leased: leased, closing: false)
@@ -231,6 +234,7 @@ extension FastCGIPoolStateMachine {
             connections[index].state = .active(capacity: capacity, leased: leased, idleSince: idleSince)
             serveWaiters(connectionAt: index, now: now, into: &actions)
         case .draining(var leased, let closing):
+            connections[index].state = .starting
             leased.removeAll { $0 == request }
             connections[index].state = .draining(leased: leased, closing: closing)
             drainOrClose(connectionAt: index, broken: connectionBroken, into: &actions)

@@ -255,25 +255,40 @@ public struct FastCGIPoolStateMachine: Sendable {
 
     /// A request wants a connection.
     public mutating func requestArrived(_ request: RequestID, now: NIODeadline) -> [Action] {
+        var actions: [Action] = []
+        requestArrived(request, now: now, into: &actions)
+        return actions
+    }
+
+    /// ``requestArrived(_:now:)`` appending to the caller's list, which the pool reuses from
+    /// request to request (an array per call would be an allocation per request).
+    public mutating func requestArrived(_ request: RequestID, now: NIODeadline, into actions: inout [Action]) {
         // A debug check only: the queue scan is linear and this is the hot path.
         assert(inFlight[request] == nil && !waiters.contains(request), "\(request) is already in the pool")
         poolCounters.requests += 1
         // A draining pool still takes requests: a local redirect of an exchange that started
         // before the reload re-dispatches on the pools it started with.
         guard servesRequests else {
-            return [.failRequest(request, .shuttingDown)]
+            actions.append(.failRequest(request, .shuttingDown))
+            return
         }
-        var actions: [Action] = []
         let waiter = Waiter(id: request, deadline: now + settings.queueTimeout, tries: 0, avoid: nil)
         dispatch(waiter, isRetry: false, now: now, into: &actions)
-        return actions
     }
 
     /// The request got END_REQUEST with REQUEST_COMPLETE (or, `aborted`, ended after FCGI_ABORT_REQUEST
     /// because the client left). Its slot goes straight to the next waiter.
     public mutating func requestFinished(_ request: RequestID, aborted: Bool = false, now: NIODeadline) -> [Action] {
-        guard let entry = inFlight.removeValue(forKey: request) else { return [] }
         var actions: [Action] = []
+        requestFinished(request, aborted: aborted, now: now, into: &actions)
+        return actions
+    }
+
+    /// ``requestFinished(_:aborted:now:)`` appending to the caller's list.
+    public mutating func requestFinished(
+        _ request: RequestID, aborted: Bool = false, now: NIODeadline, into actions: inout [Action]
+    ) {
+        guard let entry = inFlight.removeValue(forKey: request) else { return }
         if aborted {
             poolCounters.aborts += 1
             backends[entry.backend].counters.aborts += 1
@@ -285,7 +300,6 @@ public struct FastCGIPoolStateMachine: Sendable {
         }
         createConnectionsForUncoveredWaiters(into: &actions)
         finishShutdownIfDone(into: &actions)
-        return actions
     }
 
     /// The request cannot complete where it ran: the connection broke, timed out or the backend

@@ -10,7 +10,7 @@ import WorkerSupervisor
 /// STDIN, turns STDOUT into the HTTP response, with backpressure both ways.
 ///
 /// Lives on the client channel's event loop, which is also the loop of its backend connection.
-final class Exchange: FastCGIResponseReceiver {
+final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private unowned let frontend: any ExchangeFrontend
     /// Routes and pools as they were when the request started: a reload does not change them
     /// under a request in flight.
@@ -37,7 +37,7 @@ final class Exchange: FastCGIResponseReceiver {
     private var bodyReceived = 0
     private var requestEnded = false
     /// Content-Length body parts that arrived before the backend connection was ready.
-    private var pendingBody = CircularBuffer<ByteBuffer>()
+    private var pendingBody: [ByteBuffer] = []
     private var pendingBodyBytes = 0
     private var wantsContinue = false
 
@@ -82,6 +82,15 @@ final class Exchange: FastCGIResponseReceiver {
     private static let maxRedirects = 10
     private static let maxStderrLinesPerRequest = 50
     private static let nonIdempotent: [HTTPMethod] = [.POST, .PATCH, .LOCK]
+
+    /// Fields named `name` (lowercase), without building the array of their values.
+    private static func count(of name: String, in headers: HTTPHeaders) -> Int {
+        var count = 0
+        for field in headers where field.name.utf8.count == name.utf8.count && field.name.lowercased() == name {
+            count += 1
+        }
+        return count
+    }
 
     init(head: HTTPRequestHead, frontend: any ExchangeFrontend) {
         self.head = head
@@ -137,7 +146,7 @@ final class Exchange: FastCGIResponseReceiver {
             if length > 0 { bodyMode = .contentLength(length) }
         }
         if head.version.major == 1, head.version.minor >= 1 {
-            if head.headers["host"].count != 1 {
+            if Self.count(of: "host", in: head.headers) != 1 {
                 throw HTTPError(400, "HTTP/1.1 request without exactly one Host", closeConnection: true)
             }
             if let expect = head.headers.first(name: "expect") {
@@ -210,21 +219,21 @@ final class Exchange: FastCGIResponseReceiver {
         self.params = params
     }
 
-    /// BEGIN_REQUEST and the PARAMS stream for the id the connection gave us.
-    private func framedParams(requestID: UInt16) -> ByteBuffer {
-        var buffer = frontend.allocator.buffer(capacity: 2048)
+    /// BEGIN_REQUEST and the PARAMS stream for the id the connection gave us; with
+    /// `endingStdin`, the empty STDIN of a request without body too.
+    private func framedParams(requestID: UInt16, endingStdin: Bool) -> ByteBuffer {
         let keepConnection = shared.pools[poolIndex].config.keepalive
-        buffer.writeFastCGIBeginRequest(
+        var writer = FastCGIParamsWriter(
             requestID: requestID,
-            role: .responder,
-            flags: keepConnection ? FastCGIConstants.keepConnectionFlag : 0
+            flags: keepConnection ? FastCGIConstants.keepConnectionFlag : 0,
+            allocator: frontend.allocator,
+            capacity: 2048
         )
-        var writer = FastCGIParamsWriter(requestID: requestID, buffer: buffer)
         for pair in params?.pairs ?? [] {
             // Sizes were checked in prepareParams: a pair that fits cannot fail here.
             try? writer.append(name: pair.name, value: pair.value)
         }
-        return writer.finish()
+        return writer.finish(endingStdin: endingStdin)
     }
 
     func requestBody(_ body: ByteBuffer) {
@@ -286,20 +295,21 @@ final class Exchange: FastCGIResponseReceiver {
     private var pool: FastCGIConnectionPool { generation.pools[poolIndex] }
 
     private func connect() {
-        // The callback may run more than once: the pool retries a replayable request elsewhere.
-        ticket = pool.lease { result in
-            switch result {
-            case .success(let connection):
-                self.connected(connection)
-            case .failure(let reason):
-                self.ticket = nil
-                guard !self.finished else { return }
-                self.shared.logger.error("backend request failed: \(reason)", metadata: self.logMetadata)
-                // 503 (queue full or timed out, overloaded, shutting down) says when to come back.
-                let status = reason.httpStatus
-                self.fail(HTTPError(status, reason.description, retryAfter: status == 503 ? 1 : nil))
-            }
-        }
+        // The pool may answer more than once: it retries a replayable request elsewhere.
+        ticket = pool.lease(self)
+    }
+
+    func leaseGranted(_ connection: FastCGIConnection) {
+        connected(connection)
+    }
+
+    func leaseFailed(_ reason: FastCGIPoolStateMachine.FailureReason) {
+        ticket = nil
+        guard !finished else { return }
+        shared.logger.error("backend request failed: \(reason)", metadata: logMetadata)
+        // 503 (queue full or timed out, overloaded, shutting down) says when to come back.
+        let status = reason.httpStatus
+        fail(HTTPError(status, reason.description, retryAfter: status == 503 ? 1 : nil))
     }
 
     private func connected(_ connection: FastCGIConnection) {
@@ -314,14 +324,21 @@ final class Exchange: FastCGIResponseReceiver {
         receivedStdout = false
         let readTimeout = TimeAmount(shared.pools[poolIndex].config.readTimeout)
         requestID = connection.startRequest(receiver: self, readTimeout: readTimeout)
-        connection.write(framedParams(requestID: requestID))
+        if case .none = bodyMode {
+            connection.write(framedParams(requestID: requestID, endingStdin: true))
+            connection.flush()
+            stdinEnded = true
+            return
+        }
+        connection.write(framedParams(requestID: requestID, endingStdin: false))
         switch bodyMode {
         case .none:
-            endStdin(on: connection)
+            break
         case .contentLength:
-            while let part = pendingBody.popFirst() {
+            for part in pendingBody {
                 writeStdin(part, to: connection)
             }
+            pendingBody = []
             pendingBodyBytes = 0
             if requestEnded {
                 endStdin(on: connection)
