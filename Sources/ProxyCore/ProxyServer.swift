@@ -9,6 +9,10 @@ import NIOHTTP1
 import NIOPosix
 import ProxyConfig
 
+#if TLS
+import NIOSSL
+#endif
+
 /// The daemon's network side: event loops, listeners, and per-loop pools.
 public final class ProxyServer: Sendable {
     public let context: ProxyContext
@@ -75,14 +79,14 @@ public final class ProxyServer: Sendable {
         for (index, listen) in listeners.enumerated() {
             let channel: any Channel
             if let socket = inherited[index] {
-                channel = try await bootstrap(for: listen.address).withBoundSocket(socket.descriptor).get()
+                channel = try await bootstrap(for: listen).withBoundSocket(socket.descriptor).get()
                 // NIO re-listens with its default backlog (128) when it adopts a socket: restore
                 // the one bound listeners get (Linux updates the backlog of a listening socket).
                 _ = Glibc.listen(socket.descriptor, Self.backlog)
-                context.logger.info("listening on \(listen.address) (inherited \(socket))")
+                context.logger.info("listening on \(listen.address)\(listen.tls ? " (TLS)" : "") (inherited \(socket))")
             } else {
-                channel = try await bootstrap(for: listen.address).bind(to: listen.address)
-                context.logger.info("listening on \(listen.address)")
+                channel = try await bootstrap(for: listen).bind(to: listen.address)
+                context.logger.info("listening on \(listen.address)\(listen.tls ? " (TLS)" : "")")
             }
             channels.withLockedValue { $0.append(channel) }
             if let address = channel.localAddress { bound.append(address) }
@@ -130,9 +134,21 @@ public final class ProxyServer: Sendable {
         connections.closeAll()
     }
 
+    /// Re-reads `tls_certificate` and `tls_key` (a renewed certificate) for the connections
+    /// accepted from now on; open connections keep theirs and are not dropped. On an error
+    /// (naming the file) the certificate in use stays. Does nothing without TLS configured.
+    /// Reads files: call it from a signal handler's thread, not an event loop.
+    public func reloadCertificates() throws {
+        #if TLS
+        try context.tls?.reload()
+        #endif
+    }
+
     private static let backlog: Int32 = 1024
 
-    private func bootstrap(for address: SocketAddressSpec) -> ServerBootstrap {
+    private func bootstrap(for listen: ListenConfig) -> ServerBootstrap {
+        let address = listen.address
+        let tls = listen.tls
         let context = self.context
         let resources = self.resources
         let connections = self.connections
@@ -162,13 +178,24 @@ public final class ProxyServer: Sendable {
                 guard connections.add(channel) else {
                     throw ChannelError.ioOnClosedChannel
                 }
-                try Self.configureClientPipeline(channel, context: context, resources: loopResources.value)
+                try Self.configureClientPipeline(channel, context: context, resources: loopResources.value, tls: tls)
             }
         }
     }
 
     /// The handlers of one accepted client connection (also used by the handler tests).
-    static func configureClientPipeline(_ channel: any Channel, context: ProxyContext, resources: LoopResources) throws {
+    ///
+    /// On a `tls` listener the TLS handler comes first and the timeout handler sees plaintext.
+    /// `header_timeout` runs from accept, so it bounds the handshake too: a client that
+    /// connects and says nothing (or stalls mid-handshake) is closed like a slow request head.
+    /// A failed handshake reaches HTTPFrontendHandler.errorCaught, which logs it at debug level
+    /// only (scanners must not flood the log) and closes.
+    static func configureClientPipeline(
+        _ channel: any Channel,
+        context: ProxyContext,
+        resources: LoopResources,
+        tls: Bool = false
+    ) throws {
         let server = context.configuration.server
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = server.maxHeaderSize
@@ -179,6 +206,16 @@ public final class ProxyServer: Sendable {
             keepaliveTimeout: TimeAmount(server.keepaliveTimeout)
         )
         let sync = channel.pipeline.syncOperations
+        if tls {
+            #if TLS
+            // The parser guarantees a certificate for every tls listener.
+            guard let box = context.tls else { throw ChannelError.ioOnClosedChannel }
+            try sync.addHandler(NIOSSLServerHandler(context: box.context))
+            #else
+            // The parser rejects `tls` listeners in a build without TLS.
+            throw ChannelError.ioOnClosedChannel
+            #endif
+        }
         try sync.addHandler(timeouts)
         try sync.configureHTTPServerPipeline(
             // HTTPFrontendHandler orders pipelined requests itself (see there why).
@@ -195,7 +232,7 @@ public final class ProxyServer: Sendable {
                 shared: context,
                 resources: resources,
                 timeouts: timeouts,
-                connectionInfo: ConnectionInfo(channel: channel)
+                connectionInfo: ConnectionInfo(channel: channel, isTLS: tls)
             )
         )
     }
@@ -214,16 +251,18 @@ extension ServerBootstrap {
 
 extension ConnectionInfo {
     /// Addresses of an accepted channel. Unix-socket clients show as 127.0.0.1, port 0:
-    /// PHP code expects an IP in REMOTE_ADDR.
-    init(channel: any Channel) {
+    /// PHP code expects an IP in REMOTE_ADDR. SERVER_PORT is the listener's port.
+    init(channel: any Channel, isTLS: Bool) {
         let remote = channel.remoteAddress
         let local = channel.localAddress
         self.init(
             remoteAddress: remote?.ipAddress ?? "127.0.0.1",
             remotePort: remote?.port ?? 0,
             localAddress: local?.ipAddress ?? "127.0.0.1",
-            localPort: local?.port ?? 0,
-            isTLS: false
+            // A unix socket has no port: 443 with TLS so that https URLs built from it are
+            // right; plain ones keep 0 as before.
+            localPort: local?.port ?? (isTLS ? 443 : 0),
+            isTLS: isTLS
         )
     }
 }
