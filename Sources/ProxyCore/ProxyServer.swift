@@ -67,6 +67,16 @@ public final class ProxyServer: Sendable {
     @discardableResult
     public func start(inheritedSockets: [SystemdListenSocket] = []) async throws -> [SocketAddress] {
         let listeners = context.configuration.server.listen
+        #if TLS
+        let tlsReady = context.tls != nil
+        #else
+        let tlsReady = false
+        #endif
+        // The parser already refuses this; a configuration built in code could still ask for it,
+        // and each connection being refused in silence would be far harder to understand.
+        if let listen = listeners.first(where: \.tls), !tlsReady {
+            throw TLSListenerWithoutCertificate(address: listen.address)
+        }
         let (inherited, unmatched) = SystemdSocketActivation.match(inheritedSockets, to: listeners)
         for socket in unmatched {
             let kind = socket.isListeningStream ? "" : ", not a listening stream socket"
@@ -235,6 +245,15 @@ public final class ProxyServer: Sendable {
                 connectionInfo: ConnectionInfo(channel: channel, isTLS: tls)
             )
         )
+    }
+}
+
+/// A `tls` listener in a configuration without a loaded certificate (or in a build without TLS).
+struct TLSListenerWithoutCertificate: Error, CustomStringConvertible {
+    var address: SocketAddressSpec
+
+    var description: String {
+        "listen = \(address) tls: no certificate loaded (tls_certificate/tls_key unset, or a build without TLS)"
     }
 }
 
