@@ -85,15 +85,16 @@ test: deps-test verify-units
 	FCGIPROXY_BIN="$${FCGIPROXY_BIN:-$$($(SWIFT) build --show-bin-path)/fcgiproxy}" timeout 900 $(SWIFT) test --skip-build --filter IntegrationTests
 	$(MAKE) test-notraits
 
-# The build without the HTTP2 trait: it must compile, pass the unit tests, and not link
-# libnghttp2. The integration suite runs on the default build only (it is the same code path
-# for HTTP/1).
+# The build without the default traits (HTTP2, TLS): it must compile, pass the unit tests, not
+# link libnghttp2, and not contain BoringSSL (compiled in statically, so `nm`, not `ldd`). The
+# integration suite runs on the default build only (it is the same code path for HTTP/1).
 test-notraits:
 	$(SWIFT) build $(NOTRAITS) --build-tests
 	timeout 600 $(SWIFT) test $(NOTRAITS) --skip-build --skip IntegrationTests
 	bin="$$($(SWIFT) build $(NOTRAITS) --show-bin-path)/fcgiproxy"; \
-	"$$bin" --version | grep -q '(no http2)'; \
-	if ldd "$$bin" | grep -q nghttp2; then echo "$$bin links libnghttp2 without the HTTP2 trait"; exit 1; fi
+	"$$bin" --version | grep -q '(no http2, no tls)'; \
+	if ldd "$$bin" | grep -q nghttp2; then echo "$$bin links libnghttp2 without the HTTP2 trait"; exit 1; fi; \
+	if nm "$$bin" | grep CNIOBoringSSL_SSL_CTX_new >/dev/null; then echo "$$bin contains BoringSSL without the TLS trait"; exit 1; fi
 
 # Installs the release binary, the systemd units and the example configuration:
 #   make install                      # /usr/local/bin, /usr/local/lib/systemd/system, /etc/fcgiproxy

@@ -18,10 +18,15 @@ let package = Package(
             name: "HTTP2",
             description: "HTTP/2 front end (h2c, h2 by ALPN) on libnghttp2; needs libnghttp2-dev to build."
         ),
-        .default(enabledTraits: ["HTTP2"]),
+        .trait(
+            name: "TLS",
+            description: "TLS listeners (`listen = ADDR tls`) on swift-nio-ssl (BoringSSL, built from source)."
+        ),
+        .default(enabledTraits: ["HTTP2", "TLS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
@@ -101,6 +106,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                // Without the TLS trait BoringSSL is neither compiled nor linked.
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
             ],
             swiftSettings: strict
         ),
@@ -170,6 +177,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
             ]
         ),
         .testTarget(

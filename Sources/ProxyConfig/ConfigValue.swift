@@ -89,8 +89,8 @@ enum ConfigValue {
         let expected = ValueError(
             "host:port, [v6]:port or unix:/path, optionally followed by \"tls\" and \"name=NAME\""
         )
-        guard let first = value.words.first else { throw expected }
-        var listener = ListenConfig(address: try address(first))
+        guard let first = value.words.first, let parsed = try? address(first) else { throw expected }
+        var listener = ListenConfig(address: parsed)
         for word in value.words.dropFirst() {
             if word.lowercased() == "tls", !listener.tls {
                 listener.tls = true

@@ -42,7 +42,7 @@ public enum SocketAddressSpec: Sendable, Hashable, CustomStringConvertible {
 /// One `listen =` line.
 public struct ListenConfig: Sendable, Hashable {
     public var address: SocketAddressSpec
-    /// `tls` flag after the address (TLS itself arrives with a later issue).
+    /// `tls` after the address: TLS on this listener, with `tls_certificate` and `tls_key`.
     public var tls: Bool
     /// `name=NAME`: under socket activation, the inherited socket with this
     /// `FileDescriptorName=` (`LISTEN_FDNAMES`) serves the line, whatever its address; without
@@ -91,8 +91,14 @@ public struct ServerConfig: Sendable, Equatable {
     public var tempDir: String
     /// Prometheus listener (a later issue serves it).
     public var metrics: SocketAddressSpec?
+    /// `tls_certificate`: PEM, the leaf certificate first, then its chain (absolute path).
     public var tlsCertificate: String?
+    /// `tls_key`: the PEM private key of the leaf certificate (absolute path).
     public var tlsKey: String?
+    /// Lines of `tls_certificate` and `tls_key` (0 when not set): a file that turns out to be
+    /// unreadable or invalid when loaded is reported at its line.
+    public var tlsCertificateLine: Int
+    public var tlsKeyLine: Int
     /// HTTP/2 (h2c on cleartext listeners, h2 by ALPN on TLS ones): `http2`, default on when the
     /// binary was built with the HTTP2 trait; without it `http2 = on` is a configuration error.
     public var http2: Bool
@@ -116,6 +122,15 @@ public struct ServerConfig: Sendable, Equatable {
         #endif
     }
 
+    /// Whether this build can serve TLS (package trait TLS).
+    public static var builtWithTLS: Bool {
+        #if TLS
+        true
+        #else
+        false
+        #endif
+    }
+
     public init(
         listen: [ListenConfig] = [ListenConfig(address: .tcp(host: "127.0.0.1", port: 8080))],
         threads: Int? = nil,
@@ -132,6 +147,8 @@ public struct ServerConfig: Sendable, Equatable {
         metrics: SocketAddressSpec? = nil,
         tlsCertificate: String? = nil,
         tlsKey: String? = nil,
+        tlsCertificateLine: Int = 0,
+        tlsKeyLine: Int = 0,
         http2: Bool = ServerConfig.builtWithHTTP2,
         serverSoftware: String = "fcgiproxy",
         shutdownTimeout: Duration = .seconds(30),
@@ -155,6 +172,8 @@ public struct ServerConfig: Sendable, Equatable {
         self.metrics = metrics
         self.tlsCertificate = tlsCertificate
         self.tlsKey = tlsKey
+        self.tlsCertificateLine = tlsCertificateLine
+        self.tlsKeyLine = tlsKeyLine
         self.http2 = http2
         self.serverSoftware = serverSoftware
         self.shutdownTimeout = shutdownTimeout

@@ -17,6 +17,10 @@ public struct ProxyContext: Sendable {
     public let logger: Logger
     /// nil when `access_log = off`.
     public let accessLog: AccessLog?
+    #if TLS
+    /// The certificate of the `tls` listeners; nil when `tls_certificate`/`tls_key` are not set.
+    public let tls: TLSContextBox?
+    #endif
 
     public struct ResolvedPool: Sendable {
         public let config: PoolConfig
@@ -44,7 +48,25 @@ public struct ProxyContext: Sendable {
         self.pools = try configuration.pools.map { pool in
             ResolvedPool(config: pool, addresses: try pool.backends.map { try SocketAddress(spec: $0) })
         }
+        #if TLS
+        self.tls = try Self.loadTLS(configuration)
+        #endif
     }
+
+    #if TLS
+    /// Loads the certificate and key now, so that `--check-config` and start-up report a bad
+    /// file (unreadable, not PEM, key not matching) at the line that names it.
+    private static func loadTLS(_ configuration: ProxyConfiguration) throws(ConfigErrors) -> TLSContextBox? {
+        let server = configuration.server
+        guard let certificate = server.tlsCertificate, let key = server.tlsKey else { return nil }
+        do {
+            return try TLSContextBox(certificatePath: certificate, keyPath: key)
+        } catch {
+            let line = error.file == .certificate ? server.tlsCertificateLine : server.tlsKeyLine
+            throw ConfigErrors([ConfigError(file: configuration.sourceName, line: line, message: error.description)])
+        }
+    }
+    #endif
 
     /// Index of the pool a route names (validated by the config parser).
     func poolIndex(named name: String) -> Int? {

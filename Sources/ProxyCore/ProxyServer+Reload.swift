@@ -49,7 +49,7 @@ extension ProxyServer {
         var added: [Listener] = []
         for listen in plan.addedListeners {
             do {
-                let channel = try await bootstrap(for: listen.address).bind(to: listen.address)
+                let channel = try await bootstrap(for: listen).bind(to: listen.address)
                 added.append(Listener(config: listen, channel: channel))
             } catch {
                 for listener in added { try? await listener.channel.close() }

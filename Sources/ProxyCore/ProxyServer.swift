@@ -9,6 +9,10 @@ import NIOHTTP1
 import NIOPosix
 import ProxyConfig
 
+#if TLS
+import NIOSSL
+#endif
+
 /// The daemon's network side: event loops, listeners, and per-loop pools.
 public final class ProxyServer: Sendable {
     /// The configuration new requests are served with (replaced by ``reload(to:)``).
@@ -78,6 +82,16 @@ public final class ProxyServer: Sendable {
     public func start(inheritedSockets: [SystemdListenSocket] = []) async throws -> [SocketAddress] {
         let context = self.context
         let listeners = context.configuration.server.listen
+        #if TLS
+        let tlsReady = context.tls != nil
+        #else
+        let tlsReady = false
+        #endif
+        // The parser already refuses this; a configuration built in code could still ask for it,
+        // and each connection being refused in silence would be far harder to understand.
+        if let listen = listeners.first(where: \.tls), !tlsReady {
+            throw TLSListenerWithoutCertificate(address: listen.address)
+        }
         let (inherited, unmatched) = SystemdSocketActivation.match(inheritedSockets, to: listeners)
         for socket in unmatched {
             let kind = socket.isListeningStream ? "" : ", not a listening stream socket"
@@ -90,14 +104,14 @@ public final class ProxyServer: Sendable {
         for (index, listen) in listeners.enumerated() {
             let channel: any Channel
             if let socket = inherited[index] {
-                channel = try await bootstrap(for: listen.address).withBoundSocket(socket.descriptor).get()
+                channel = try await bootstrap(for: listen).withBoundSocket(socket.descriptor).get()
                 // NIO re-listens with its default backlog (128) when it adopts a socket: restore
                 // the one bound listeners get (Linux updates the backlog of a listening socket).
                 _ = Glibc.listen(socket.descriptor, Self.backlog)
-                context.logger.info("listening on \(ReloadPlan.describe(listen)) (inherited \(socket))")
+                context.logger.info("listening on \(ReloadPlan.describe(listen))\(listen.tls ? " (TLS)" : "") (inherited \(socket))")
             } else {
-                channel = try await bootstrap(for: listen.address).bind(to: listen.address)
-                context.logger.info("listening on \(ReloadPlan.describe(listen))")
+                channel = try await bootstrap(for: listen).bind(to: listen.address)
+                context.logger.info("listening on \(ReloadPlan.describe(listen))\(listen.tls ? " (TLS)" : "")")
             }
             self.listeners.withLockedValue { $0.append(Listener(config: listen, channel: channel)) }
             if let address = channel.localAddress { bound.append(address) }
@@ -146,9 +160,21 @@ public final class ProxyServer: Sendable {
         connections.closeAll()
     }
 
+    /// Re-reads `tls_certificate` and `tls_key` (a renewed certificate) for the connections
+    /// accepted from now on; open connections keep theirs and are not dropped. On an error
+    /// (naming the file) the certificate in use stays. Does nothing without TLS configured.
+    /// Reads files: call it from a signal handler's thread, not an event loop.
+    public func reloadCertificates() throws {
+        #if TLS
+        try context.tls?.reload()
+        #endif
+    }
+
     static let backlog: Int32 = 1024
 
-    func bootstrap(for address: SocketAddressSpec) -> ServerBootstrap {
+    func bootstrap(for listen: ListenConfig) -> ServerBootstrap {
+        let address = listen.address
+        let tls = listen.tls
         let context = self.context
         let resources = self.resources
         let connections = self.connections
@@ -178,16 +204,28 @@ public final class ProxyServer: Sendable {
                 guard connections.add(channel) else {
                     throw ChannelError.ioOnClosedChannel
                 }
-                // The loop's generation at accept time sets the connection's limits and timeouts;
-                // each request reads the generation again when it starts.
+                // The loop's generation at accept time sets the connection's limits, timeouts and
+                // certificate (a reload loads them anew); each request reads the generation
+                // again when it starts.
                 let resources = loopResources.value
-                try Self.configureClientPipeline(channel, context: resources.current.context, resources: resources)
+                try Self.configureClientPipeline(channel, context: resources.current.context, resources: resources, tls: tls)
             }
         }
     }
 
     /// The handlers of one accepted client connection (also used by the handler tests).
-    static func configureClientPipeline(_ channel: any Channel, context: ProxyContext, resources: LoopResources) throws {
+    ///
+    /// On a `tls` listener the TLS handler comes first and the timeout handler sees plaintext.
+    /// `header_timeout` runs from accept, so it bounds the handshake too: a client that
+    /// connects and says nothing (or stalls mid-handshake) is closed like a slow request head.
+    /// A failed handshake reaches HTTPFrontendHandler.errorCaught, which logs it at debug level
+    /// only (scanners must not flood the log) and closes.
+    static func configureClientPipeline(
+        _ channel: any Channel,
+        context: ProxyContext,
+        resources: LoopResources,
+        tls: Bool = false
+    ) throws {
         let server = context.configuration.server
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = server.maxHeaderSize
@@ -198,6 +236,16 @@ public final class ProxyServer: Sendable {
             keepaliveTimeout: TimeAmount(server.keepaliveTimeout)
         )
         let sync = channel.pipeline.syncOperations
+        if tls {
+            #if TLS
+            // The parser guarantees a certificate for every tls listener.
+            guard let box = context.tls else { throw ChannelError.ioOnClosedChannel }
+            try sync.addHandler(NIOSSLServerHandler(context: box.context))
+            #else
+            // The parser rejects `tls` listeners in a build without TLS.
+            throw ChannelError.ioOnClosedChannel
+            #endif
+        }
         try sync.addHandler(timeouts)
         // Only NIO's decoder: responses are encoded by HTTPFrontendHandler itself, pipelined
         // requests are ordered there too (see there why), and backend header values were
@@ -212,9 +260,18 @@ public final class ProxyServer: Sendable {
                 shared: context,
                 resources: resources,
                 timeouts: timeouts,
-                connectionInfo: ConnectionInfo(channel: channel)
+                connectionInfo: ConnectionInfo(channel: channel, isTLS: tls)
             )
         )
+    }
+}
+
+/// A `tls` listener in a configuration without a loaded certificate (or in a build without TLS).
+struct TLSListenerWithoutCertificate: Error, CustomStringConvertible {
+    var address: SocketAddressSpec
+
+    var description: String {
+        "listen = \(address) tls: no certificate loaded (tls_certificate/tls_key unset, or a build without TLS)"
     }
 }
 
@@ -231,16 +288,18 @@ extension ServerBootstrap {
 
 extension ConnectionInfo {
     /// Addresses of an accepted channel. Unix-socket clients show as 127.0.0.1, port 0:
-    /// PHP code expects an IP in REMOTE_ADDR.
-    init(channel: any Channel) {
+    /// PHP code expects an IP in REMOTE_ADDR. SERVER_PORT is the listener's port.
+    init(channel: any Channel, isTLS: Bool) {
         let remote = channel.remoteAddress
         let local = channel.localAddress
         self.init(
             remoteAddress: remote?.ipAddress ?? "127.0.0.1",
             remotePort: remote?.port ?? 0,
             localAddress: local?.ipAddress ?? "127.0.0.1",
-            localPort: local?.port ?? 0,
-            isTLS: false
+            // A unix socket has no port: 443 with TLS so that https URLs built from it are
+            // right; plain ones keep 0 as before.
+            localPort: local?.port ?? (isTLS ? 443 : 0),
+            isTLS: isTLS
         )
     }
 }

@@ -47,6 +47,10 @@ struct FCGIProxyCommand: AsyncParsableCommand {
             // Addresses and routes must also be usable, not only well-formed.
             do {
                 _ = try ProxyContext(configuration: configuration, logger: Logger(label: "fcgiproxy"))
+            } catch let errors as ConfigErrors {
+                // Already file:line (a TLS certificate or key that cannot be loaded).
+                printError(errors.description)
+                throw ExitCode(2)
             } catch {
                 printError("\(config): \(error)")
                 throw ExitCode(2)
@@ -246,11 +250,18 @@ enum FCGIProxyVersion {
     /// The optional features this binary was built with (package traits), so `--version` tells
     /// which build is installed.
     static let features: [String] = {
+        var features: [String] = []
         #if HTTP2
-        return ["http2"]
+        features.append("http2")
         #else
-        return ["no http2"]
+        features.append("no http2")
         #endif
+        #if TLS
+        features.append("tls")
+        #else
+        features.append("no tls")
+        #endif
+        return features
     }()
     static let string = "\(number) (\(features.joined(separator: ", ")))"
 }
