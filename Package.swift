@@ -12,6 +12,10 @@ let package = Package(
         .executable(name: "fcgi-demo", targets: ["fcgi-demo"]),
         .library(name: "FastCGI", targets: ["FastCGI"]),
         .library(name: "FastCGIWorker", targets: ["FastCGIWorker"]),
+        // For Benchmarks/Micro (a separate package): the request mapping measured there is ProxyCore's
+        // public API (RequestPath, Router, ScriptResolver, CGIParameters, CGIResponseHeadParser).
+        .library(name: "ProxyCore", targets: ["ProxyCore"]),
+        .library(name: "ProxyConfig", targets: ["ProxyConfig"]),
     ],
     traits: [
         .trait(
