@@ -33,7 +33,10 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, ExchangeFrontend {
     private var closeAfterResponse = false
 
     /// Pipelined requests (and a parser error behind them) waiting for the current response.
-    private var queue = CircularBuffer<QueuedEvent>()
+    /// An array, not a CircularBuffer: that one allocates room for 16 on creation, for every
+    /// connection, and most connections never pipeline. At most `maxQueuedEvents` entries, so
+    /// removing from the front is cheap.
+    private var queue: [QueuedEvent] = []
     private var queuedBytes = 0
     private var draining = false
     private static let maxQueuedBytes = 64 * 1024
