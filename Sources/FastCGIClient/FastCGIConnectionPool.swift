@@ -254,8 +254,7 @@ public final class FastCGIConnectionPool {
         }
         bootstrap = bootstrap.channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandlers(
-                    ByteToMessageHandler(FastCGIRecordDecoder(), maximumBufferSize: 1 << 20),
+                try channel.pipeline.syncOperations.addHandler(
                     FastCGIConnection(backendIndex: backend, id: connectionID.rawValue)
                 )
             }
