@@ -8,8 +8,8 @@ import Glibc
 
 extension Integration {
     /// `listen = ADDR tls`: curl over TLS to PHP-FPM and to the Swift demo worker, with a
-    /// certificate the test makes with openssl. Certificate reload is tested in process
-    /// (ProxyCoreTests.TLSListenerTests).
+    /// certificate the test makes with openssl. A renewed certificate is picked up on SIGHUP here;
+    /// `reloadCertificates()` alone is tested in process (ProxyCoreTests.TLSListenerTests).
     @Suite(.enabled(if: ServerConfig.builtWithTLS), .fcgiproxyOnly("TLS listeners are fcgiproxy's"))
     struct TLS {
         /// One RSA certificate for localhost / 127.0.0.1 for the whole suite.
@@ -135,6 +135,40 @@ extension Integration {
             #expect(untrusted.exitCode == 60, "\(untrusted.stderr)")
             let r = try await Curl.run(["--cacert", files.certificate, Self.https(front, "/")])
             #expect(r.status == 200)
+        }
+
+        /// A renewed certificate, written over the files the configuration names, is served to
+        /// new connections after SIGHUP (a reload builds the TLS context anew); a connection that
+        /// was open before keeps working.
+        @Test func sighupServesARenewedCertificate() async throws {
+            let first = try TLSFiles.make(name: "first")
+            let renewed = try TLSFiles.make(name: "renewed")
+            let dir = try TempDir("fcgiproxy-tls-renew")
+            let certificate = dir.file("cert.pem")
+            let key = dir.file("key.pem")
+            try FileManager.default.copyItem(atPath: first.certificate, toPath: certificate)
+            try FileManager.default.copyItem(atPath: first.key, toPath: key)
+            let front = try await Fixture.extraFrontEnd { options in
+                options.tls = true
+                options.extraServerINI = "tls_certificate = \(certificate)\ntls_key = \(key)\n"
+            }
+            let before = try await Curl.run(["--cacert", first.certificate, Self.https(front, "/")])
+            #expect(before.status == 200, "\(before.stderr)")
+
+            for (from, to) in [(renewed.certificate, certificate), (renewed.key, key)] {
+                try FileManager.default.removeItem(atPath: to)
+                try FileManager.default.copyItem(atPath: from, toPath: to)
+            }
+            kill(front.pid, SIGHUP)
+            for _ in 0..<250 where !front.log().contains("reload 2:") {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(front.log().contains("reload 2:"), "no reload logged:\n\(front.log().suffix(2000))")
+            let renewedTrust = try await Curl.run(["--cacert", renewed.certificate, Self.https(front, "/")])
+            #expect(renewedTrust.status == 200, "\(renewedTrust.stderr)\n\(front.log().suffix(2000))")
+            // curl: (60) the server's certificate is not signed by the CA it was told to trust.
+            let oldTrust = try await Curl.run(["--cacert", first.certificate, Self.https(front, "/")])
+            #expect(oldTrust.exitCode == 60, "the old certificate is still served: \(oldTrust.stderr)")
         }
 
         @Test func checkConfigRejectsAKeyThatDoesNotMatch() async throws {
