@@ -69,6 +69,11 @@ final class Exchange: FastCGIResponseReceiver {
     /// For the access log.
     private var responseStatus = 0
     private var bytesSent = 0
+    /// For the access log and metrics: head received; backend lease to END_REQUEST.
+    private let startTime = NIODeadline.now()
+    private var upstreamStart: NIODeadline?
+    private var upstreamEnd: NIODeadline?
+    private var backendIndex: Int?
 
     private var shared: ProxyContext { frontend.shared }
     private var server: ServerConfig { frontend.shared.configuration.server }
@@ -152,11 +157,12 @@ final class Exchange: FastCGIResponseReceiver {
         guard let route = shared.router.route(path: requestPath.path, host: host) else {
             throw HTTPError(404, "no route for \(requestPath.path)")
         }
+        // Set before the script check: its 404 counts under the route (metrics).
+        self.route = route
         let script = try shared.scriptResolver.resolve(path: requestPath.path, route: route)
         guard let poolIndex = shared.poolIndex(named: route.pool) else {
             throw HTTPError(500, "route \(route.name) names unknown pool \(route.pool)")
         }
-        self.route = route
         self.poolIndex = poolIndex
 
         let contentLength: Int?
@@ -307,6 +313,8 @@ final class Exchange: FastCGIResponseReceiver {
             return
         }
         self.connection = connection
+        if upstreamStart == nil { upstreamStart = .now() }
+        backendIndex = connection.backendIndex
         responseState = .waitingForHead(CGIResponseHeadParser())
         receivedStdout = false
         let readTimeout = TimeAmount(shared.pools[poolIndex].config.readTimeout)
@@ -541,6 +549,7 @@ final class Exchange: FastCGIResponseReceiver {
 
     func backendStderr(_ data: ByteBuffer) {
         stderrLines += 1
+        frontend.resources.metrics.recordStderrLine(pool: poolIndex)
         if stderrLines > Self.maxStderrLinesPerRequest {
             if stderrLines == Self.maxStderrLinesPerRequest + 1 {
                 shared.logger.warning("backend stderr: further messages of this request suppressed", metadata: logMetadata)
@@ -555,6 +564,8 @@ final class Exchange: FastCGIResponseReceiver {
     }
 
     func backendEnded(appStatus: UInt32) {
+        upstreamEnd = .now()
+        frontend.resources.metrics.recordEndRequest(pool: poolIndex, protocolStatus: 0)
         let connection = self.connection
         self.connection = nil
         // The connection tells the pool that the slot is free; we only say whether the
@@ -585,6 +596,10 @@ final class Exchange: FastCGIResponseReceiver {
     }
 
     func backendFailed(_ error: BackendError) {
+        upstreamEnd = .now()
+        if case .rejected(let protocolStatus) = error {
+            frontend.resources.metrics.recordEndRequest(pool: poolIndex, protocolStatus: Int(protocolStatus))
+        }
         let connection = self.connection
         self.connection = nil
         guard let ticket else { return }
@@ -742,11 +757,20 @@ final class Exchange: FastCGIResponseReceiver {
     }
 
     private func logAccess() {
-        shared.accessLog?.log(
-            remoteAddress: frontend.connectionInfo.remoteAddress,
-            head: head,
-            status: responseStatus,
-            bytesSent: bytesSent
+        frontend.resources.exchangeEnded(
+            ExchangeRecord(
+                remoteAddress: frontend.connectionInfo.remoteAddress,
+                head: head,
+                status: responseStatus,
+                bodyBytesIn: bodyReceived,
+                bodyBytesOut: bytesSent,
+                routeLine: route?.line,
+                pool: route == nil ? nil : poolIndex,
+                backend: backendIndex,
+                start: startTime,
+                upstreamStart: upstreamStart,
+                upstreamEnd: upstreamEnd
+            )
         )
     }
 

@@ -222,12 +222,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
         } else {
             let bytes = writeSimpleResponse(httpError, version: .http1_1, isHead: false)
             // No head was parsed: log what nginx logs for such lines, a placeholder request.
-            shared.accessLog?.log(
-                remoteAddress: connectionInfo.remoteAddress,
-                head: HTTPRequestHead(version: .http1_1, method: .RAW(value: "-"), uri: "-"),
-                status: httpError.status,
-                bytesSent: bytes
-            )
+            resources.requestRejected(remoteAddress: connectionInfo.remoteAddress, status: httpError.status, bytesSent: bytes)
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
                 channel.close(promise: nil)
             }

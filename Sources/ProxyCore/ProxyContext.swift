@@ -52,14 +52,23 @@ extension SocketAddress {
     }
 }
 
-/// What one event loop owns: its connection pools. Only touched on that loop.
+/// What one event loop owns: its connection pools, counters and access log buffer. Only
+/// touched on that loop.
 final class LoopResources {
     let eventLoop: any EventLoop
     let pools: [FastCGIConnectionPool]
+    /// This loop's counters (`LoopResources+Recording.swift` fills them, a scrape sums them).
+    var metrics: LoopMetrics
+    /// nil when `access_log = off`.
+    let accessLogBuffer: AccessLogBuffer?
+    let recordingTables: RecordingTables
 
     /// `shard` of `shardCount`: this loop's place among the loops, to split `max_conns`.
     init(context: ProxyContext, eventLoop: any EventLoop, shard: Int = 0, shardCount: Int = 1) {
         self.eventLoop = eventLoop
+        self.metrics = LoopMetrics(routes: context.configuration.routes.count, pools: context.pools.count)
+        self.accessLogBuffer = context.accessLog.map { AccessLogBuffer(log: $0, eventLoop: eventLoop) }
+        self.recordingTables = RecordingTables(context: context)
         self.pools = context.pools.map { pool in
             let connectionPool = FastCGIConnectionPool(
                 settings: Self.poolSettings(pool, shard: shard, shardCount: shardCount),

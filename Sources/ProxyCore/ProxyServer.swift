@@ -14,7 +14,9 @@ public final class ProxyServer: Sendable {
     public let context: ProxyContext
     private let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
-    private let resources: [NIOLoopBound<LoopResources>]
+    let resources: [NIOLoopBound<LoopResources>]
+    /// Feeds the Prometheus registry from the loops' counters (ProxyServer+Metrics.swift).
+    let metricsExporter: MetricsExporter
     private let channels: NIOLockedValueBox<[any Channel]> = NIOLockedValueBox([])
     private let connections = ShutdownConnectionTracker()
 
@@ -34,6 +36,10 @@ public final class ProxyServer: Sendable {
             resources.append(box)
         }
         self.resources = resources
+        self.metricsExporter = MetricsExporter(
+            routeNames: context.configuration.routes.map(\.name),
+            poolNames: context.pools.map(\.config.name)
+        )
     }
 
     /// The pool counters of every shard, per pool name, read on each shard's own loop: what a
@@ -55,7 +61,8 @@ public final class ProxyServer: Sendable {
     /// Client connections open right now (a lock and a count: cheap enough for status lines).
     public var connectionCount: Int { connections.count }
 
-    /// Binds every `listen` address. Returns the bound addresses (port 0 becomes the real port).
+    /// Binds the `metrics` listener, if any, then every `listen` address. Returns the bound
+    /// `listen` addresses (port 0 becomes the real port).
     ///
     /// `inheritedSockets` (systemd socket activation) are used instead of binding for the
     /// `listen` lines whose address they carry; the others are bound as usual. An inherited
@@ -70,6 +77,10 @@ public final class ProxyServer: Sendable {
                 "inherited socket \(socket)\(kind) matches no listen line in \(context.configuration.sourceName); closing it (listen lines: \(listeners.map { $0.address.description }.joined(separator: ", ")))"
             )
             close(socket.descriptor)
+        }
+        // First, so that it answers as soon as clients can connect.
+        if let metricsChannel = try await startMetricsListener() {
+            channels.withLockedValue { $0.append(metricsChannel) }
         }
         var bound: [SocketAddress] = []
         for (index, listen) in listeners.enumerated() {
@@ -120,6 +131,8 @@ public final class ProxyServer: Sendable {
         }
         try? await drained.futureResult.get()
         deadline.cancel()
+        // Every response has ended: no line of theirs may stay in a loop's buffer.
+        await flushAccessLog()
         if ownsGroup {
             try await group.shutdownGracefully()
         }
@@ -162,6 +175,7 @@ public final class ProxyServer: Sendable {
                 guard connections.add(channel) else {
                     throw ChannelError.ioOnClosedChannel
                 }
+                loopResources.value.metrics.connectionsAccepted += 1
                 try Self.configureClientPipeline(channel, context: context, resources: loopResources.value)
             }
         }
@@ -202,7 +216,7 @@ public final class ProxyServer: Sendable {
 }
 
 extension ServerBootstrap {
-    fileprivate func bind(to address: SocketAddressSpec) async throws -> any Channel {
+    func bind(to address: SocketAddressSpec) async throws -> any Channel {
         switch address {
         case .tcp(let host, let port):
             return try await bind(host: host, port: port).get()

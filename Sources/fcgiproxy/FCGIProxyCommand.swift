@@ -94,12 +94,14 @@ struct FCGIProxyCommand: AsyncParsableCommand {
         // logrotate's postrotate: `kill -USR1` reopens the access log file.
         signal(SIGUSR1, SIG_IGN)
         let reopenSource = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
-        reopenSource.setEventHandler { [context = server.context] in
-            do {
-                try context.accessLog?.reopen()
-                logger.info("SIGUSR1: access log reopened")
-            } catch {
-                logger.error("SIGUSR1: \(error)")
+        reopenSource.setEventHandler { [server] in
+            Task {
+                do {
+                    try await server.reopenAccessLog()
+                    logger.info("SIGUSR1: access log reopened")
+                } catch {
+                    logger.error("SIGUSR1: \(error)")
+                }
             }
         }
         reopenSource.resume()

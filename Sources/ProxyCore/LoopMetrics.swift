@@ -1,0 +1,109 @@
+/// What one event loop counted: plain integers in fixed-size arrays, written only on that loop
+/// (no atomics, no locks, no allocation per request). A scrape copies each loop's value on its
+/// own loop and sums them (``adding(_:)``); totals only grow.
+///
+/// Routes are indexed in configuration order, with one more slot at the end for requests that
+/// matched no route (label `-`); pools in configuration order.
+struct LoopMetrics: Sendable, Equatable {
+    /// Upper bounds of the request-duration histogram, in nanoseconds (Prometheus' `le`), from
+    /// 1 ms to 60 s; a last, implicit bucket holds everything slower (`+Inf`).
+    static let durationBounds: [Int64] = [
+        1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000, 100_000_000,
+        250_000_000, 500_000_000, 1_000_000_000, 2_500_000_000, 5_000_000_000, 10_000_000_000,
+        30_000_000_000, 60_000_000_000,
+    ]
+    static var bucketCount: Int { durationBounds.count + 1 }
+    /// 2xx, 3xx, 4xx, 5xx (1xx is never a final status here; it counts as 2xx's neighbour 2xx).
+    static let statusClasses = 4
+    /// FCGI_REQUEST_COMPLETE, CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE.
+    static let protocolStatuses = 4
+
+    let routeCount: Int
+    let poolCount: Int
+
+    /// `[route * statusClasses + class]`
+    var requests: [Int]
+    /// `[route * bucketCount + bucket]`: requests whose duration fell in that bucket (not
+    /// cumulative) and the sum of their durations, so a scrape can hand the registry exact sums.
+    var durationCounts: [Int]
+    var durationNanos: [Int64]
+    /// Request body bytes received from clients, response body bytes sent to them, per route.
+    var requestBodyBytes: [Int]
+    var responseBodyBytes: [Int]
+    /// `[pool * protocolStatuses + status]`: END_REQUEST records by protocol status.
+    var endRequests: [Int]
+    /// STDERR records (each is logged as one line) per pool.
+    var stderrLines: [Int]
+    /// Client connections accepted on this loop.
+    var connectionsAccepted = 0
+
+    /// `routes` configured routes (the "no route" slot is added), `pools` pools.
+    init(routes: Int, pools: Int) {
+        routeCount = routes + 1
+        poolCount = pools
+        requests = Array(repeating: 0, count: routeCount * Self.statusClasses)
+        durationCounts = Array(repeating: 0, count: routeCount * Self.bucketCount)
+        durationNanos = Array(repeating: 0, count: routeCount * Self.bucketCount)
+        requestBodyBytes = Array(repeating: 0, count: routeCount)
+        responseBodyBytes = Array(repeating: 0, count: routeCount)
+        endRequests = Array(repeating: 0, count: pools * Self.protocolStatuses)
+        stderrLines = Array(repeating: 0, count: pools)
+    }
+
+    /// The slot of requests that matched no route.
+    var noRoute: Int { routeCount - 1 }
+
+    static func statusClass(_ status: Int) -> Int {
+        min(max(status / 100, 2), 5) - 2
+    }
+
+    static func bucket(nanoseconds: Int64) -> Int {
+        // 15 bounds: a linear scan touches one cache line and usually stops early.
+        var index = 0
+        while index < durationBounds.count, nanoseconds > durationBounds[index] {
+            index += 1
+        }
+        return index
+    }
+
+    /// One finished request. `route` is an index from 0 to `routeCount - 1`.
+    mutating func recordRequest(route: Int, status: Int, nanoseconds: Int64, bodyBytesIn: Int, bodyBytesOut: Int) {
+        requests[route * Self.statusClasses + Self.statusClass(status)] += 1
+        let slot = route * Self.bucketCount + Self.bucket(nanoseconds: nanoseconds)
+        durationCounts[slot] += 1
+        durationNanos[slot] += nanoseconds
+        requestBodyBytes[route] += bodyBytesIn
+        responseBodyBytes[route] += bodyBytesOut
+    }
+
+    /// An END_REQUEST with this protocol status (unknown values are not counted).
+    mutating func recordEndRequest(pool: Int, protocolStatus: Int) {
+        guard protocolStatus >= 0, protocolStatus < Self.protocolStatuses else { return }
+        endRequests[pool * Self.protocolStatuses + protocolStatus] += 1
+    }
+
+    mutating func recordStderrLine(pool: Int) {
+        stderrLines[pool] += 1
+    }
+
+    /// Element-wise sum (loops of one server have the same shape).
+    func adding(_ other: LoopMetrics) -> LoopMetrics {
+        precondition(routeCount == other.routeCount && poolCount == other.poolCount, "metrics of different configurations")
+        var sum = self
+        Self.add(&sum.requests, other.requests)
+        Self.add(&sum.durationCounts, other.durationCounts)
+        Self.add(&sum.durationNanos, other.durationNanos)
+        Self.add(&sum.requestBodyBytes, other.requestBodyBytes)
+        Self.add(&sum.responseBodyBytes, other.responseBodyBytes)
+        Self.add(&sum.endRequests, other.endRequests)
+        Self.add(&sum.stderrLines, other.stderrLines)
+        sum.connectionsAccepted += other.connectionsAccepted
+        return sum
+    }
+
+    private static func add<T: BinaryInteger>(_ into: inout [T], _ other: [T]) {
+        for index in into.indices {
+            into[index] += other[index]
+        }
+    }
+}
