@@ -764,7 +764,7 @@ final class Exchange: FastCGIResponseReceiver {
                 status: responseStatus,
                 bodyBytesIn: bodyReceived,
                 bodyBytesOut: bytesSent,
-                routeLine: route?.line,
+                route: route.map { ($0.line, $0.name) },
                 pool: route == nil ? nil : poolIndex,
                 backend: backendIndex,
                 start: startTime,

@@ -4,22 +4,30 @@ import NIOHTTP1
 /// What the end of an exchange needs to find its slots and names without building a string:
 /// route lines (to index routes by the `RouteConfig` an exchange holds) and upstream names.
 struct RecordingTables {
-    /// `line` of each configured route, in configuration order (a file's routes have distinct
-    /// section lines).
+    /// `line` of each configured route, in configuration order. A file's routes have distinct
+    /// section lines, so an int comparison finds the route; configurations built in code (line 0
+    /// for all) fall back to comparing names.
     let routeLines: [Int]
+    let routeNames: [String]
+    let linesAreUnique: Bool
     /// `[pool][backend]`: the backend as the access log names it (`127.0.0.1:9000`,
     /// `unix:/run/php.sock`).
     let upstreamNames: [[String]]
 
     init(context: ProxyContext) {
         routeLines = context.configuration.routes.map(\.line)
+        routeNames = context.configuration.routes.map(\.name)
+        linesAreUnique = Set(routeLines).count == routeLines.count
         upstreamNames = context.pools.map { pool in pool.config.backends.map(\.description) }
     }
 
     /// The metrics slot of a route: its index, or the last slot for no route.
-    func routeSlot(line: Int?, noRoute: Int) -> Int {
-        guard let line else { return noRoute }
-        return routeLines.firstIndex(of: line) ?? noRoute
+    func routeSlot(_ route: (line: Int, name: String)?, noRoute: Int) -> Int {
+        guard let route else { return noRoute }
+        for index in routeLines.indices where routeLines[index] == route.line {
+            if linesAreUnique || routeNames[index] == route.name { return index }
+        }
+        return noRoute
     }
 
     func upstreamName(pool: Int, backend: Int) -> String? {
@@ -35,8 +43,8 @@ struct ExchangeRecord {
     var status: Int
     var bodyBytesIn: Int
     var bodyBytesOut: Int
-    /// `RouteConfig.line` of the route, nil when none matched.
-    var routeLine: Int?
+    /// `line` and `name` of the route's `RouteConfig`, nil when none matched.
+    var route: (line: Int, name: String)?
     /// Pool and backend of the last backend attempt; nil when no backend was reached.
     var pool: Int?
     var backend: Int?
@@ -52,7 +60,7 @@ extension LoopResources {
     func exchangeEnded(_ record: ExchangeRecord) {
         let now = NIODeadline.now()
         let requestNanoseconds = (now - record.start).nanoseconds
-        let route = recordingTables.routeSlot(line: record.routeLine, noRoute: metrics.noRoute)
+        let route = recordingTables.routeSlot(record.route, noRoute: metrics.noRoute)
         metrics.recordRequest(
             route: route,
             status: record.status,
