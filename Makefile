@@ -7,7 +7,7 @@ ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 RUNDIR    := $(ROOT)/run
 SWIFT     ?= swift
 RUN_PKGS  := php-fpm curl
-TEST_PKGS := php-fpm curl nginx libfcgi-bin
+TEST_PKGS := php-fpm curl nginx libfcgi-bin python3-prometheus-client
 
 .PHONY: build run run-php test deps-run deps-test php-start php-stop clean install verify-units
 
