@@ -32,7 +32,7 @@ public final class AccessLog: Sendable {
             fd = opened
             self.path = path
         }
-        writer = AccessLogWriter(fd: fd)
+        writer = AccessLogWriter(fd: fd, wholeLinesOnly: path == nil)
     }
 
     /// Opens the file again (after logrotate moved it: SIGUSR1), on the writer thread after the

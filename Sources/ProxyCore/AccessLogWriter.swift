@@ -20,9 +20,14 @@ final class AccessLogWriter: @unchecked Sendable {
     private var jobs: [Job] = []
     private var thread: pthread_t?
     private let fd: CInt
+    private let wholeLinesOnly: Bool
 
-    init(fd: CInt) {
+    /// `wholeLinesOnly` for a descriptor others write to as well (stderr, shared with the error
+    /// log): writes are cut at line ends, at most PIPE_BUF bytes each, which a pipe (journald)
+    /// keeps whole, so no error line lands inside an access line.
+    init(fd: CInt, wholeLinesOnly: Bool = false) {
         self.fd = fd
+        self.wholeLinesOnly = wholeLinesOnly
     }
 
     /// Queues a job; starts the thread on first use (so `--check-config` starts none).
@@ -98,7 +103,14 @@ final class AccessLogWriter: @unchecked Sendable {
         buffer.withUnsafeReadableBytes { bytes in
             var offset = 0
             while offset < bytes.count {
-                let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                var end = bytes.count
+                if wholeLinesOnly, end - offset > Self.atomicWriteSize {
+                    // The last line end within PIPE_BUF; a longer line goes whole, unprotected.
+                    end = offset + Self.atomicWriteSize
+                    while end > offset, bytes[end - 1] != UInt8(ascii: "\n") { end -= 1 }
+                    if end == offset { end = offset + Self.atomicWriteSize }
+                }
+                let written = write(fd, bytes.baseAddress! + offset, end - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
                     // Disk full or a closed stderr: lines are lost, requests are not held up.
@@ -108,4 +120,7 @@ final class AccessLogWriter: @unchecked Sendable {
             }
         }
     }
+
+    /// PIPE_BUF on Linux: pipe writes up to this size are never interleaved with others.
+    static let atomicWriteSize = 4096
 }

@@ -77,6 +77,35 @@ import Testing
         #expect(try String(contentsOfFile: path + ".1", encoding: .utf8) == first)
     }
 
+    /// On stderr (shared with the error log), every write(2) is whole lines of at most
+    /// PIPE_BUF bytes. A SOCK_SEQPACKET pair shows each write as one message.
+    @Test func stderrWritesAreWholeLinesWithinPipeBuf() throws {
+        var fds: [CInt] = [0, 0]
+        #expect(socketpair(AF_UNIX, CInt(SOCK_SEQPACKET.rawValue), 0, &fds) == 0)
+        defer {
+            close(fds[0])
+            close(fds[1])
+        }
+        let writer = AccessLogWriter(fd: fds[0], wholeLinesOnly: true)
+        let lines = (0..<200).map { "line \($0) " + String(repeating: "x", count: $0 % 150) + "\n" }
+        writer.enqueue(.write(ByteBuffer(string: lines.joined())))
+        writer.stop()
+        var received = ""
+        var messages = 0
+        var message = [UInt8](repeating: 0, count: 65536)
+        while received.utf8.count < lines.joined().utf8.count {
+            let count = recv(fds[1], &message, message.count, 0)
+            try #require(count > 0)
+            let text = String(decoding: message[..<count], as: UTF8.self)
+            #expect(count <= AccessLogWriter.atomicWriteSize)
+            #expect(text.hasSuffix("\n"), "write cut a line: \(text.suffix(20))")
+            received += text
+            messages += 1
+        }
+        #expect(received == lines.joined())
+        #expect(messages > 1)
+    }
+
     @Test func offIsNil() throws {
         #expect(try AccessLog(target: .off) == nil)
     }
