@@ -13,7 +13,7 @@ struct LoopMetrics: Sendable, Equatable {
         30_000_000_000, 60_000_000_000,
     ]
     static var bucketCount: Int { durationBounds.count + 1 }
-    /// 2xx, 3xx, 4xx, 5xx (1xx is never a final status here; it counts as 2xx's neighbour 2xx).
+    /// 2xx, 3xx, 4xx, 5xx (no final status is 1xx; anything below 200 would count as 2xx).
     static let statusClasses = 4
     /// FCGI_REQUEST_COMPLETE, CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE.
     static let protocolStatuses = 4
