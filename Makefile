@@ -6,13 +6,20 @@ SHELL := /bin/bash
 ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 RUNDIR    := $(ROOT)/run
 SWIFT     ?= swift
-RUN_PKGS  := php-fpm curl
-TEST_PKGS := php-fpm curl nginx libfcgi-bin python3-prometheus-client
+# libnghttp2-dev: the default build has the HTTP2 trait (`--disable-default-traits` builds without).
+BUILD_PKGS := libnghttp2-dev
+RUN_PKGS  := $(BUILD_PKGS) php-fpm curl
+TEST_PKGS := $(BUILD_PKGS) php-fpm curl nginx libfcgi-bin nghttp2-client python3-prometheus-client
+# The build without default traits (no HTTP/2) keeps its own cache, so the two do not evict each other.
+NOTRAITS  := --disable-default-traits --scratch-path $(ROOT)/.build-notraits
 
-.PHONY: build run run-php test deps-run deps-test php-start php-stop clean install verify-units
+.PHONY: build run run-php test test-notraits deps-build deps-run deps-test php-start php-stop clean install verify-units
 
-build:
+build: deps-build
 	$(SWIFT) build
+
+deps-build:
+	$(ROOT)/scripts/ensure-packages.sh $(BUILD_PKGS)
 
 deps-run:
 	$(ROOT)/scripts/ensure-packages.sh $(RUN_PKGS)
@@ -27,7 +34,7 @@ $(RUNDIR)/php-example.ini: $(ROOT)/config/php-example.ini.in
 # The embedded default: fcgiproxy spawns the Swift demo worker (no PHP needed). Release build:
 # several workers accept on one inherited socket, and a debug build of SwiftNIO asserts when
 # another process won the race for a connection (EAGAIN on accept); release builds carry on.
-run:
+run: deps-build
 	$(SWIFT) build -c release
 	mkdir -p $(RUNDIR)
 	bin="$$($(SWIFT) build -c release --show-bin-path)"; \
@@ -76,6 +83,18 @@ test: deps-test verify-units
 	# run is bounded, so a hang fails fast instead of eating CI's 90 minutes.
 	timeout 600 $(SWIFT) test --skip-build --skip IntegrationTests
 	FCGIPROXY_BIN="$${FCGIPROXY_BIN:-$$($(SWIFT) build --show-bin-path)/fcgiproxy}" timeout 900 $(SWIFT) test --skip-build --filter IntegrationTests
+	$(MAKE) test-notraits
+
+# The build without the default traits (HTTP2, TLS): it must compile, pass the unit tests, not
+# link libnghttp2, and not contain BoringSSL (compiled in statically, so `nm`, not `ldd`). The
+# integration suite runs on the default build only (it is the same code path for HTTP/1).
+test-notraits:
+	$(SWIFT) build $(NOTRAITS) --build-tests
+	timeout 600 $(SWIFT) test $(NOTRAITS) --skip-build --skip IntegrationTests
+	bin="$$($(SWIFT) build $(NOTRAITS) --show-bin-path)/fcgiproxy"; \
+	"$$bin" --version | grep -q '(no http2, no tls)'; \
+	if ldd "$$bin" | grep -q nghttp2; then echo "$$bin links libnghttp2 without the HTTP2 trait"; exit 1; fi; \
+	if nm "$$bin" | grep CNIOBoringSSL_SSL_CTX_new >/dev/null; then echo "$$bin contains BoringSSL without the TLS trait"; exit 1; fi
 
 # Installs the release binary, the systemd units and the example configuration:
 #   make install                      # /usr/local/bin, /usr/local/lib/systemd/system, /etc/fcgiproxy
@@ -87,7 +106,7 @@ BINDIR     ?= $(PREFIX)/bin
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
 
-install:
+install: deps-build
 	$(SWIFT) build -c release --product fcgiproxy
 	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(SYSCONFDIR)/fcgiproxy"
 	install -m 0755 "$$($(SWIFT) build -c release --show-bin-path)/fcgiproxy" "$(DESTDIR)$(BINDIR)/fcgiproxy"
@@ -104,5 +123,5 @@ install:
 
 clean:
 	-$(ROOT)/scripts/php-fpm.sh stop $(RUNDIR)
-	rm -rf $(RUNDIR)
+	rm -rf $(RUNDIR) $(ROOT)/.build-notraits
 	$(SWIFT) package clean

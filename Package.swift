@@ -12,9 +12,25 @@ let package = Package(
         .executable(name: "fcgi-demo", targets: ["fcgi-demo"]),
         .library(name: "FastCGI", targets: ["FastCGI"]),
         .library(name: "FastCGIWorker", targets: ["FastCGIWorker"]),
+        // For Benchmarks/Micro (a separate package): the request mapping measured there is ProxyCore's
+        // public API (RequestPath, Router, ScriptResolver, CGIParameters, CGIResponseHeadParser).
+        .library(name: "ProxyCore", targets: ["ProxyCore"]),
+        .library(name: "ProxyConfig", targets: ["ProxyConfig"]),
+    ],
+    traits: [
+        .trait(
+            name: "HTTP2",
+            description: "HTTP/2 front end (h2c, h2 by ALPN) on libnghttp2; needs libnghttp2-dev to build."
+        ),
+        .trait(
+            name: "TLS",
+            description: "TLS listeners (`listen = ADDR tls`) on swift-nio-ssl (BoringSSL, built from source)."
+        ),
+        .default(enabledTraits: ["HTTP2", "TLS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
@@ -56,7 +72,25 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "ProxyConfig", swiftSettings: strict),
+        // Only built and linked when a target that needs it is built with the HTTP2 trait: without
+        // the trait, neither the headers nor libnghttp2.so are needed.
+        .systemLibrary(
+            name: "CNGHTTP2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        .target(
+            name: "ProxyHTTP2",
+            dependencies: [
+                .target(name: "CNGHTTP2", condition: .when(traits: ["HTTP2"])),
+                "ProxyConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(name: "CSpawn"),
+        .target(name: "CDropPrivileges"),
         .target(
             name: "WorkerSupervisor",
             dependencies: [
@@ -78,13 +112,15 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                // Without the TLS trait BoringSSL is neither compiled nor linked.
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "fcgiproxy",
             dependencies: [
-                "ProxyCore", "ProxyConfig", "WorkerSupervisor",
+                "ProxyCore", "ProxyConfig", "WorkerSupervisor", "ProxyHTTP2", "CDropPrivileges",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -121,6 +157,16 @@ let package = Package(
         ),
         .testTarget(name: "ProxyConfigTests", dependencies: ["ProxyConfig"]),
         .testTarget(
+            name: "ProxyHTTP2Tests",
+            dependencies: [
+                "ProxyHTTP2",
+                .target(name: "CNGHTTP2", condition: .when(traits: ["HTTP2"])),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "WorkerSupervisorTests",
             dependencies: [
                 "WorkerSupervisor", "CSpawn", "ProxyConfig",
@@ -137,6 +183,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
             ]
         ),
         .testTarget(

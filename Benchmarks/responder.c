@@ -10,6 +10,8 @@
  *   /small  ~100-byte text body
  *   /64k    65536-byte body
  *   /post   reads the whole request body, answers its length in bytes
+ *   /stream?mb=N  N MiB (1..65536, default 1024) written in 64 KiB chunks, with Content-Length:
+ *           the streamed-response scenario (a proxy that buffers whole responses shows it in RSS)
  *   other   404
  * Every response carries Content-Length, so proxies can keep client connections alive without
  * chunking. No logging, no file system access.
@@ -42,6 +44,35 @@ static void answer(FCGX_Request *req, const char *status, const char *body, size
     FCGX_PutStr(body, (int)length, req->out);
 }
 
+/* The mb=N of a query string, or `fallback` when absent; 0 when not a number in range. */
+static long query_mb(const char *query, long fallback) {
+    for (const char *p = query; p != NULL && *p != '\0'; p = strchr(p, '&')) {
+        if (*p == '&') {
+            p++;
+        }
+        if (strncmp(p, "mb=", 3) == 0) {
+            char *end;
+            long value = strtol(p + 3, &end, 10);
+            return (end != p + 3 && (*end == '\0' || *end == '&') && value >= 1 && value <= 65536) ? value : 0;
+        }
+    }
+    return fallback;
+}
+
+/* Headers first, then the body as 64 KiB writes: libfcgi frames each into records as it goes, so
+ * the responder never holds more than its 64 KiB buffer whatever the size. */
+static void stream(FCGX_Request *req, long mebibytes) {
+    char head[128];
+    int n = snprintf(head, sizeof head, "Status: 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %ld\r\n\r\n",
+                     mebibytes * 1048576L);
+    FCGX_PutStr(head, n, req->out);
+    for (long i = 0; i < mebibytes * 16; i++) {
+        if (FCGX_PutStr(big_body, (int)sizeof big_body, req->out) < 0) {
+            return; /* the proxy went away */
+        }
+    }
+}
+
 static void *serve(void *unused) {
     (void)unused;
     FCGX_Request req;
@@ -60,6 +91,14 @@ static void *serve(void *unused) {
             answer(&req, "200 OK", small_body, sizeof small_body - 1);
         } else if (path_is(uri, "/64k")) {
             answer(&req, "200 OK", big_body, sizeof big_body);
+        } else if (path_is(uri, "/stream")) {
+            long mebibytes = query_mb(FCGX_GetParam("QUERY_STRING", req.envp), 1024);
+            if (mebibytes > 0) {
+                stream(&req, mebibytes);
+            } else {
+                static const char bad[] = "mb must be 1..65536\n";
+                answer(&req, "400 Bad Request", bad, sizeof bad - 1);
+            }
         } else if (path_is(uri, "/post")) {
             long total = 0;
             int got;

@@ -24,21 +24,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
-        // ProxyCore is not a product of the root package; its CGI response head parser depends on
-        // NIOCore and HTTPError only, so the two source files are compiled here through symlinks
-        // (the same files, not copies).
-        .target(
-            name: "CGIHeadParser",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
-            path: "Sources/CGIHeadParser"
-        ),
         .executableTarget(
             name: "FastCGIMicro",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "FastCGI", package: root),
+                .product(name: "ProxyCore", package: root),
+                .product(name: "ProxyConfig", package: root),
                 .product(name: "NIOCore", package: "swift-nio"),
-                "CGIHeadParser",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Benchmarks/FastCGIMicro",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -20,6 +20,16 @@ public struct FastCGIParamsWriter: Sendable {
         self.openRecordHeaderIndex = nil
     }
 
+    /// Starts a request: BEGIN_REQUEST for `requestID`, then the PARAMS stream, in one buffer of
+    /// its own. (Handing a buffer to ``init(requestID:buffer:)`` while the caller still holds it
+    /// makes the first write copy it.)
+    public init(requestID: UInt16, role: FastCGIRole = .responder, flags: UInt8, allocator: ByteBufferAllocator, capacity: Int = 1024) {
+        self.requestID = requestID
+        self.buffer = allocator.buffer(capacity: capacity)
+        self.openRecordHeaderIndex = nil
+        self.buffer.writeFastCGIBeginRequest(requestID: requestID, role: role, flags: flags)
+    }
+
     /// Appends a pair with a text name and value.
     /// - Throws: `FastCGIProtocolError.nameValuePairTooLarge` if the encoded pair exceeds one record; nothing is
     ///   written then, so the caller may skip the pair and go on.
@@ -63,12 +73,18 @@ public struct FastCGIParamsWriter: Sendable {
     ///
     /// The writer lets go of the buffer, so the caller holds the only reference and can keep writing to it
     /// (STDIN, say) without a copy. Don't append to the writer afterwards.
-    public mutating func finish() -> ByteBuffer {
+    ///
+    /// `endingStdin`: also write the empty STDIN record, for a request without a body, so the
+    /// whole request is one buffer and one write.
+    public mutating func finish(endingStdin: Bool = false) -> ByteBuffer {
         if let headerIndex = self.openRecordHeaderIndex {
             self.buffer.finishFastCGIRecord(headerAt: headerIndex)
             self.openRecordHeaderIndex = nil
         }
         self.buffer.writeFastCGIStreamEnd(type: .params, requestID: self.requestID)
+        if endingStdin {
+            self.buffer.writeFastCGIStreamEnd(type: .stdin, requestID: self.requestID)
+        }
         let result = self.buffer
         self.buffer = ByteBuffer()
         return result

@@ -51,13 +51,25 @@ public final class FastCGIConnectionPool {
     /// the reason the pool gave up on the request.
     public typealias LeaseCallback = (Result<FastCGIConnection, FastCGIPoolStateMachine.FailureReason>) -> Void
 
+    /// What a request's owner hears from the pool, as an object rather than a closure: the
+    /// owner (an exchange) exists anyway, a closure would be one more allocation per request.
+    public protocol Receiver: AnyObject {
+        /// A connection with a free slot (again, if the request is retried).
+        func leaseGranted(_ connection: FastCGIConnection)
+        /// The pool gave up on the request.
+        func leaseFailed(_ reason: FastCGIPoolStateMachine.FailureReason)
+    }
+
     public let eventLoop: any EventLoop
     public let settings: Settings
     private var machine: FastCGIPoolStateMachine
     private var connections: [Int: FastCGIConnection] = [:]
     /// Requests whose exchange still waits for news. An abandoned request stays in the machine
     /// (its backend slot is busy until END_REQUEST) but has no callback.
-    private var callbacks: [Int: LeaseCallback] = [:]
+    private var callbacks: [Int: any Receiver] = [:]
+    /// The action list handed to the machine, reused from call to call; taken (left empty) while
+    /// a call's actions run, so a nested call gets a list of its own.
+    private var spareActions: [FastCGIPoolStateMachine.Action] = []
     private var nextTicket = 0
     /// Idle timers are lazy: every request end moves a connection's idle deadline, and
     /// rescheduling a timer per request (allocate, heap insert, cancel) would cost more than the
@@ -70,6 +82,8 @@ public final class FastCGIConnectionPool {
     /// For `multiplex = auto`: what each backend answered (nil: not asked yet or no answer).
     private var probedCapacity: [Int?]
     private var probing: Set<Int> = []
+    /// Set by ``drain(whenEmpty:)``.
+    private var onEmpty: (() -> Void)?
 
     /// This shard's share of a backend's own connection limit (FCGI_MAX_CONNS): the caller's
     /// split, as for `max_conns`.
@@ -97,12 +111,32 @@ public final class FastCGIConnectionPool {
     /// Asks for a connection slot. `callback` runs on this loop, now or later, possibly more than
     /// once (a retry hands out another connection).
     public func lease(_ callback: @escaping LeaseCallback) -> Ticket {
+        lease(ClosureReceiver(callback))
+    }
+
+    /// Asks for a connection slot for `receiver`, which the pool holds until it answers finally.
+    public func lease(_ receiver: any Receiver) -> Ticket {
         eventLoop.preconditionInEventLoop()
         nextTicket += 1
         let ticket = Ticket(nextTicket)
-        callbacks[ticket.rawValue] = callback
-        perform(machine.requestArrived(ticket, now: .now()))
+        callbacks[ticket.rawValue] = receiver
+        var actions = takeActionList()
+        machine.requestArrived(ticket, now: .now(), into: &actions)
+        perform(actions)
+        returnActionList(&actions)
         return ticket
+    }
+
+    private func takeActionList() -> [FastCGIPoolStateMachine.Action] {
+        var list: [FastCGIPoolStateMachine.Action] = []
+        swap(&list, &spareActions)
+        if list.capacity == 0 { list.reserveCapacity(8) }
+        return list
+    }
+
+    private func returnActionList(_ list: inout [FastCGIPoolStateMachine.Action]) {
+        list.removeAll(keepingCapacity: true)
+        if spareActions.capacity == 0 { swap(&list, &spareActions) }
     }
 
     /// The request failed where it ran. `replayable`: nothing reached the client and the request
@@ -124,13 +158,22 @@ public final class FastCGIConnectionPool {
         perform(machine.shutdown(now: .now()))
     }
 
+    /// Retires the shard after a configuration reload: requests it holds finish (queued ones
+    /// included), idle connections close now, busy ones after their request; `whenEmpty` runs
+    /// on this loop once no connection and no request is left (at once if none is).
+    public func drain(whenEmpty: @escaping () -> Void) {
+        eventLoop.preconditionInEventLoop()
+        onEmpty = whenEmpty
+        perform(machine.drain(now: .now()))
+    }
+
     // MARK: Actions
 
     private func perform(_ actions: [FastCGIPoolStateMachine.Action]) {
         for action in actions {
             switch action {
             case .execute(let ticket, let connectionID):
-                guard let callback = callbacks[ticket.rawValue], let connection = connections[connectionID.rawValue] else {
+                guard let receiver = callbacks[ticket.rawValue], let connection = connections[connectionID.rawValue] else {
                     continue
                 }
                 guard connection.hasFreeSlot else {
@@ -141,7 +184,7 @@ public final class FastCGIConnectionPool {
                     continue
                 }
                 connection.assign(ticket: ticket.rawValue)
-                callback(.success(connection))
+                receiver.leaseGranted(connection)
             case .createConnection(let connectionID, let backend):
                 connect(connectionID, backend: backend)
             case .closeConnection(let connectionID):
@@ -169,9 +212,11 @@ public final class FastCGIConnectionPool {
                     pool.perform(pool.machine.backoffTimerFired(backend: backend, now: .now()))
                 }
             case .failRequest(let ticket, let reason):
-                callbacks.removeValue(forKey: ticket.rawValue)?(.failure(reason))
+                callbacks.removeValue(forKey: ticket.rawValue)?.leaseFailed(reason)
             case .shutdownComplete:
-                break
+                let onEmpty = self.onEmpty
+                self.onEmpty = nil
+                onEmpty?()
             }
         }
     }
@@ -205,12 +250,11 @@ public final class FastCGIConnectionPool {
         if case .unixDomainSocket = address {
         } else {
             // Records are small and latency-bound: never wait for Nagle.
-            bootstrap = bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
+            bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1)
         }
         bootstrap = bootstrap.channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandlers(
-                    ByteToMessageHandler(FastCGIRecordDecoder(), maximumBufferSize: 1 << 20),
+                try channel.pipeline.syncOperations.addHandler(
                     FastCGIConnection(backendIndex: backend, id: connectionID.rawValue)
                 )
             }
@@ -245,7 +289,10 @@ public final class FastCGIConnectionPool {
                 self.perform(self.machine.connectionClosed(connectionID, now: .now()))
                 if connection.activeCount == 0 { connection.close() }
             }
-            self.perform(self.machine.requestFinished(Ticket(ticket), aborted: aborted, now: .now()))
+            var actions = self.takeActionList()
+            self.machine.requestFinished(Ticket(ticket), aborted: aborted, now: .now(), into: &actions)
+            self.perform(actions)
+            self.returnActionList(&actions)
         }
         connection.onClose = { [weak self] closed, heldTickets in
             guard let self else { return }
@@ -397,3 +444,20 @@ private final class GetValuesProbe: ChannelInboundHandler {
 extension FastCGIConnectionPool: Sendable {}
 
 extension FastCGIPoolStateMachine.FailureReason: Error {}
+
+/// ``FastCGIConnectionPool/lease(_:)-(LeaseCallback)`` for callers without an object of their own.
+private final class ClosureReceiver: FastCGIConnectionPool.Receiver {
+    let callback: FastCGIConnectionPool.LeaseCallback
+
+    init(_ callback: @escaping FastCGIConnectionPool.LeaseCallback) {
+        self.callback = callback
+    }
+
+    func leaseGranted(_ connection: FastCGIConnection) {
+        callback(.success(connection))
+    }
+
+    func leaseFailed(_ reason: FastCGIPoolStateMachine.FailureReason) {
+        callback(.failure(reason))
+    }
+}

@@ -54,7 +54,7 @@ extension FastCGIPoolStateMachine {
         guard let index = connectionIndex(connection), connections[index].isStarting else { return [] }
         var actions: [Action] = []
         let backend = connections[index].backend
-        guard case .running = lifecycle else {
+        guard servesRequests else {
             // Connects cannot be cancelled, so shutdown waits for them and closes them here.
             connections.remove(at: index)
             actions.append(.closeConnection(connection))
@@ -173,6 +173,8 @@ extension FastCGIPoolStateMachine {
         let id = connections[index].id
         let backend = connections[index].backend
         if idleSince != nil { actions.append(.cancelIdleTimer(id)) }
+        // Out of the enum first, so that `leased` is the array's only owner and grows in place.
+        connections[index].state = .starting
         leased.append(waiter.id)
         if settings.keepalive {
             connections[index].state = .active(capacity: capacity, leased: leased, idleSince: nil)
@@ -188,7 +190,7 @@ extension FastCGIPoolStateMachine {
     /// Hands free slots of the connection to waiters in FIFO order; closes or parks it when it ends up unused.
     mutating func serveWaiters(connectionAt index: Int, now: NIODeadline, into actions: inout [Action]) {
         let backend = connections[index].backend
-        if case .running = lifecycle, !backends[backend].isDown {
+        if servesRequests, !backends[backend].isDown {
             while connections[index].freeSlots > 0, let waiter = waiters.popFirst() {
                 actions.append(.cancelQueueTimer(waiter.id))
                 lease(waiter, connectionAt: index, into: &actions)
@@ -198,7 +200,7 @@ extension FastCGIPoolStateMachine {
         let running: Bool
         if case .running = lifecycle { running = true } else { running = false }
         if !running || backends[backend].isDown {
-            // A down backend's idle connections are suspect, and shutdown keeps none.
+            // A down backend's idle connections are suspect, and shutdown or drain keeps none.
             actions.append(.closeConnection(connections[index].id))
             connections.remove(at: index)
             return
@@ -222,6 +224,7 @@ extension FastCGIPoolStateMachine {
         case .starting:
             return
         case .active(let capacity, var leased, let idleSince):
+            connections[index].state = .starting
             leased.removeAll { $0 == request }
             if connectionBroken {
                 connections[index].state = .draining(leased: leased, closing: false)
@@ -231,6 +234,7 @@ extension FastCGIPoolStateMachine {
             connections[index].state = .active(capacity: capacity, leased: leased, idleSince: idleSince)
             serveWaiters(connectionAt: index, now: now, into: &actions)
         case .draining(var leased, let closing):
+            connections[index].state = .starting
             leased.removeAll { $0 == request }
             connections[index].state = .draining(leased: leased, closing: closing)
             drainOrClose(connectionAt: index, broken: connectionBroken, into: &actions)
@@ -254,7 +258,7 @@ extension FastCGIPoolStateMachine {
     /// Opens a connection for every waiter no connect is in flight for, where limits, backoff and
     /// health allow. Never more connects than waiters: no connect storms.
     mutating func createConnectionsForUncoveredWaiters(into actions: inout [Action]) {
-        guard case .running = lifecycle else { return }
+        guard servesRequests else { return }
         while waiters.count > startingCount, let backend = pickBackend(.canConnect) {
             createConnection(backend: backend, into: &actions)
         }

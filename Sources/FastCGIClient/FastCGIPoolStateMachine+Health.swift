@@ -53,7 +53,7 @@ extension FastCGIPoolStateMachine {
         guard let index = connectionIndex(connection), connections[index].isStarting else { return [] }
         let backend = connections.remove(at: index).backend
         var actions: [Action] = []
-        if case .running = lifecycle {
+        if servesRequests {
             backends[backend].connectFailuresInARow += 1
             let delay = backoffDelay(failedAttempts: backends[backend].connectFailuresInARow)
             backends[backend].backoffUntil = now + delay
@@ -72,7 +72,7 @@ extension FastCGIPoolStateMachine {
             poolCounters.errors.connectOverloaded += 1
             backends[backend].counters.errors.connectOverloaded += 1
         }
-        if case .running = lifecycle, !timerScheduled {
+        if servesRequests, !timerScheduled {
             scheduleBackendTimer(backend, into: &actions)
         }
         createConnectionsForUncoveredWaiters(into: &actions)
@@ -83,7 +83,7 @@ extension FastCGIPoolStateMachine {
     /// The backend's backoff or down period may be over. Stale firings (the deadline moved or was
     /// cleared by a success) change nothing.
     public mutating func backoffTimerFired(backend: Int, now: NIODeadline) -> [Action] {
-        guard case .running = lifecycle else { return [] }
+        guard servesRequests else { return [] }
         var changed = false
         if let until = backends[backend].backoffUntil, now >= until {
             backends[backend].backoffUntil = nil

@@ -196,8 +196,19 @@ public struct FastCGIPoolStateMachine: Sendable {
 
     enum Lifecycle: Sendable {
         case running
+        /// Retired by a configuration reload: requests already in the pool are still served
+        /// (queued ones, retries), but connections close as soon as they are idle.
+        case draining
         case shuttingDown
         case shutDown
+    }
+
+    /// Running or draining: requests in the pool still get connections, retries and backends.
+    var servesRequests: Bool {
+        switch lifecycle {
+        case .running, .draining: return true
+        case .shuttingDown, .shutDown: return false
+        }
     }
 
     /// A request sent on a connection (or whose connection just closed under it).
@@ -244,23 +255,40 @@ public struct FastCGIPoolStateMachine: Sendable {
 
     /// A request wants a connection.
     public mutating func requestArrived(_ request: RequestID, now: NIODeadline) -> [Action] {
+        var actions: [Action] = []
+        requestArrived(request, now: now, into: &actions)
+        return actions
+    }
+
+    /// ``requestArrived(_:now:)`` appending to the caller's list, which the pool reuses from
+    /// request to request (an array per call would be an allocation per request).
+    public mutating func requestArrived(_ request: RequestID, now: NIODeadline, into actions: inout [Action]) {
         // A debug check only: the queue scan is linear and this is the hot path.
         assert(inFlight[request] == nil && !waiters.contains(request), "\(request) is already in the pool")
         poolCounters.requests += 1
-        guard case .running = lifecycle else {
-            return [.failRequest(request, .shuttingDown)]
+        // A draining pool still takes requests: a local redirect of an exchange that started
+        // before the reload re-dispatches on the pools it started with.
+        guard servesRequests else {
+            actions.append(.failRequest(request, .shuttingDown))
+            return
         }
-        var actions: [Action] = []
         let waiter = Waiter(id: request, deadline: now + settings.queueTimeout, tries: 0, avoid: nil)
         dispatch(waiter, isRetry: false, now: now, into: &actions)
-        return actions
     }
 
     /// The request got END_REQUEST with REQUEST_COMPLETE (or, `aborted`, ended after FCGI_ABORT_REQUEST
     /// because the client left). Its slot goes straight to the next waiter.
     public mutating func requestFinished(_ request: RequestID, aborted: Bool = false, now: NIODeadline) -> [Action] {
-        guard let entry = inFlight.removeValue(forKey: request) else { return [] }
         var actions: [Action] = []
+        requestFinished(request, aborted: aborted, now: now, into: &actions)
+        return actions
+    }
+
+    /// ``requestFinished(_:aborted:now:)`` appending to the caller's list.
+    public mutating func requestFinished(
+        _ request: RequestID, aborted: Bool = false, now: NIODeadline, into actions: inout [Action]
+    ) {
+        guard let entry = inFlight.removeValue(forKey: request) else { return }
         if aborted {
             poolCounters.aborts += 1
             backends[entry.backend].counters.aborts += 1
@@ -272,7 +300,6 @@ public struct FastCGIPoolStateMachine: Sendable {
         }
         createConnectionsForUncoveredWaiters(into: &actions)
         finishShutdownIfDone(into: &actions)
-        return actions
     }
 
     /// The request cannot complete where it ran: the connection broke, timed out or the backend
@@ -310,7 +337,7 @@ public struct FastCGIPoolStateMachine: Sendable {
         }
 
         if freeRetry { entry.tries -= 1 }
-        if case .running = lifecycle, replayable, Self.isRetryable(error), entry.tries < settings.tries {
+        if servesRequests, replayable, Self.isRetryable(error), entry.tries < settings.tries {
             poolCounters.retries += 1
             backends[backend].counters.retries += 1
             // A CANT_MPX retry may go back to the same backend: it is healthy, just not multiplexing.
@@ -358,7 +385,7 @@ public struct FastCGIPoolStateMachine: Sendable {
     /// on their connections, connects in flight are closed when they complete.
     /// ``Action/shutdownComplete`` follows once nothing is left (possibly in this very answer).
     public mutating func shutdown(now: NIODeadline) -> [Action] {
-        guard case .running = lifecycle else { return [] }
+        guard servesRequests else { return [] }
         lifecycle = .shuttingDown
         var actions: [Action] = []
         while let waiter = waiters.popFirst() {
@@ -385,6 +412,28 @@ public struct FastCGIPoolStateMachine: Sendable {
         return actions
     }
 
+    /// Retires the pool after a configuration reload: no new requests are expected, those it
+    /// holds finish (queued ones still get a slot, failed ones may be retried), idle connections
+    /// close now and busy ones once their requests end. ``Action/shutdownComplete`` follows once
+    /// nothing is left (possibly in this very answer). ``shutdown(now:)`` may still follow.
+    public mutating func drain(now: NIODeadline) -> [Action] {
+        guard case .running = lifecycle else { return [] }
+        lifecycle = .draining
+        var actions: [Action] = []
+        var index = connections.startIndex
+        while index < connections.endIndex {
+            if connections[index].isIdle {
+                actions.append(.cancelIdleTimer(connections[index].id))
+                actions.append(.closeConnection(connections[index].id))
+                connections.remove(at: index)
+            } else {
+                index += 1
+            }
+        }
+        finishShutdownIfDone(into: &actions)
+        return actions
+    }
+
     /// True once ``Action/shutdownComplete`` was returned.
     public var isShutDown: Bool {
         if case .shutDown = lifecycle { return true }
@@ -392,7 +441,11 @@ public struct FastCGIPoolStateMachine: Sendable {
     }
 
     mutating func finishShutdownIfDone(into actions: inout [Action]) {
-        guard case .shuttingDown = lifecycle, connections.isEmpty, inFlight.isEmpty, waiters.isEmpty else { return }
+        switch lifecycle {
+        case .shuttingDown, .draining: break
+        case .running, .shutDown: return
+        }
+        guard connections.isEmpty, inFlight.isEmpty, waiters.isEmpty else { return }
         lifecycle = .shutDown
         actions.append(.shutdownComplete)
     }

@@ -83,17 +83,30 @@ enum ConfigValue {
         try address(value.text)
     }
 
-    /// `ADDRESS` or `ADDRESS tls`.
+    /// `ADDRESS`, optionally followed by `tls` and `name=NAME` (a socket-activation name), in
+    /// any order.
     static func listen(_ value: INIValue) throws(ValueError) -> ListenConfig {
-        let expected = ValueError("host:port, [v6]:port or unix:/path, optionally followed by \"tls\"")
-        switch value.words.count {
-        case 1:
-            return ListenConfig(address: try address(value.words[0]), tls: false)
-        case 2 where value.words[1].lowercased() == "tls":
-            return ListenConfig(address: try address(value.words[0]), tls: true)
-        default:
-            throw expected
+        let expected = ValueError(
+            "host:port, [v6]:port or unix:/path, optionally followed by \"tls\" and \"name=NAME\""
+        )
+        guard let first = value.words.first, let parsed = try? address(first) else { throw expected }
+        var listener = ListenConfig(address: parsed)
+        for word in value.words.dropFirst() {
+            if word.lowercased() == "tls", !listener.tls {
+                listener.tls = true
+            } else if word.hasPrefix("name="), listener.name == nil {
+                let name = String(word.dropFirst("name=".count))
+                // systemd's FileDescriptorName= rules: printable ASCII, no colon, at most 255.
+                guard !name.isEmpty, name.utf8.count <= 255, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: ":") })
+                else {
+                    throw ValueError("name=NAME with 1 to 255 printable ASCII characters, no colon (systemd's FileDescriptorName=)")
+                }
+                listener.name = name
+            } else {
+                throw expected
+            }
         }
+        return listener
     }
 
     static func absolutePath(_ value: INIValue) throws(ValueError) -> String {

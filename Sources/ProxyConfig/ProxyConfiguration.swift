@@ -42,12 +42,17 @@ public enum SocketAddressSpec: Sendable, Hashable, CustomStringConvertible {
 /// One `listen =` line.
 public struct ListenConfig: Sendable, Hashable {
     public var address: SocketAddressSpec
-    /// `tls` flag after the address (TLS itself arrives with a later issue).
+    /// `tls` after the address: TLS on this listener, with `tls_certificate` and `tls_key`.
     public var tls: Bool
+    /// `name=NAME`: under socket activation, the inherited socket with this
+    /// `FileDescriptorName=` (`LISTEN_FDNAMES`) serves the line, whatever its address; without
+    /// one the address is bound as usual.
+    public var name: String?
 
-    public init(address: SocketAddressSpec, tls: Bool = false) {
+    public init(address: SocketAddressSpec, tls: Bool = false, name: String? = nil) {
         self.address = address
         self.tls = tls
+        self.name = name
     }
 }
 
@@ -86,14 +91,45 @@ public struct ServerConfig: Sendable, Equatable {
     public var tempDir: String
     /// Prometheus listener (a later issue serves it).
     public var metrics: SocketAddressSpec?
+    /// `tls_certificate`: PEM, the leaf certificate first, then its chain (absolute path).
     public var tlsCertificate: String?
+    /// `tls_key`: the PEM private key of the leaf certificate (absolute path).
     public var tlsKey: String?
+    /// Lines of `tls_certificate` and `tls_key` (0 when not set): a file that turns out to be
+    /// unreadable or invalid when loaded is reported at its line.
+    public var tlsCertificateLine: Int
+    public var tlsKeyLine: Int
+    /// HTTP/2 (h2c on cleartext listeners, h2 by ALPN on TLS ones): `http2`, default on when the
+    /// binary was built with the HTTP2 trait; without it `http2 = on` is a configuration error.
     public var http2: Bool
     /// Value of SERVER_SOFTWARE and of the `Server` response header.
     public var serverSoftware: String
     /// On SIGTERM/SIGINT, how long requests in flight may take to finish before their
     /// connections are closed anyway.
     public var shutdownTimeout: Duration
+    /// `user =`: when started as root, the account to switch to once listeners and worker
+    /// sockets are bound (a name or a numeric id; checked to exist when the file is read).
+    public var user: String?
+    /// `group =`: the group to switch to (default: the user's primary group).
+    public var group: String?
+
+    /// Whether this build has the HTTP/2 front end (package trait HTTP2).
+    public static var builtWithHTTP2: Bool {
+        #if HTTP2
+        true
+        #else
+        false
+        #endif
+    }
+
+    /// Whether this build can serve TLS (package trait TLS).
+    public static var builtWithTLS: Bool {
+        #if TLS
+        true
+        #else
+        false
+        #endif
+    }
 
     public init(
         listen: [ListenConfig] = [ListenConfig(address: .tcp(host: "127.0.0.1", port: 8080))],
@@ -111,10 +147,16 @@ public struct ServerConfig: Sendable, Equatable {
         metrics: SocketAddressSpec? = nil,
         tlsCertificate: String? = nil,
         tlsKey: String? = nil,
-        http2: Bool = false,
+        tlsCertificateLine: Int = 0,
+        tlsKeyLine: Int = 0,
+        http2: Bool = ServerConfig.builtWithHTTP2,
         serverSoftware: String = "fcgiproxy",
-        shutdownTimeout: Duration = .seconds(30)
+        shutdownTimeout: Duration = .seconds(30),
+        user: String? = nil,
+        group: String? = nil
     ) {
+        self.user = user
+        self.group = group
         self.listen = listen
         self.threads = threads
         self.accessLog = accessLog
@@ -130,6 +172,8 @@ public struct ServerConfig: Sendable, Equatable {
         self.metrics = metrics
         self.tlsCertificate = tlsCertificate
         self.tlsKey = tlsKey
+        self.tlsCertificateLine = tlsCertificateLine
+        self.tlsKeyLine = tlsKeyLine
         self.http2 = http2
         self.serverSoftware = serverSoftware
         self.shutdownTimeout = shutdownTimeout

@@ -14,7 +14,11 @@ struct ServerSection {
         case "listen":
             if let listener = keys.repeated(entry, &errors, ConfigValue.listen) {
                 listeners.append(listener)
-                if listener.tls {
+                if listener.tls && !ServerConfig.builtWithTLS {
+                    errors.add(
+                        line: entry.line,
+                        "\"listen = \(listener.address) tls\", but this fcgiproxy was built without TLS (package trait TLS)")
+                } else if listener.tls {
                     tlsListenLines.append(entry.line)
                 }
             }
@@ -47,11 +51,29 @@ struct ServerSection {
         case "metrics":
             if let address = keys.single(entry, &errors, ConfigValue.address) { config.metrics = address }
         case "tls_certificate":
-            if let path = keys.single(entry, &errors, ConfigValue.absolutePath) { config.tlsCertificate = path }
+            if let path = keys.single(entry, &errors, ConfigValue.absolutePath) {
+                config.tlsCertificate = path
+                config.tlsCertificateLine = entry.line
+            }
         case "tls_key":
-            if let path = keys.single(entry, &errors, ConfigValue.absolutePath) { config.tlsKey = path }
+            if let path = keys.single(entry, &errors, ConfigValue.absolutePath) {
+                config.tlsKey = path
+                config.tlsKeyLine = entry.line
+            }
         case "http2":
-            if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.http2 = enabled }
+            if let enabled = keys.single(entry, &errors, ConfigValue.bool) {
+                if enabled && !ServerConfig.builtWithHTTP2 {
+                    errors.add(
+                        line: entry.line,
+                        "\"http2 = on\" in [server], but this fcgiproxy was built without HTTP/2 (package trait HTTP2)")
+                } else {
+                    config.http2 = enabled
+                }
+            }
+        case "user":
+            if let user = keys.single(entry, &errors, SystemAccount.user) { config.user = user }
+        case "group":
+            if let group = keys.single(entry, &errors, SystemAccount.group) { config.group = group }
         case "server_software":
             if let name = keys.single(entry, &errors, ConfigValue.nonEmpty) { config.serverSoftware = name }
         default:

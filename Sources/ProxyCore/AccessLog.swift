@@ -32,7 +32,9 @@ public final class AccessLog: Sendable {
             fd = opened
             self.path = path
         }
-        writer = AccessLogWriter(fd: fd, wholeLinesOnly: path == nil)
+        // The writer closes the file after its last line: a log that a reload replaced may go
+        // away while lines of its last requests are still queued.
+        writer = AccessLogWriter(fd: fd, wholeLinesOnly: path == nil, closesDescriptor: path != nil)
     }
 
     /// Opens the file again (after logrotate moved it: SIGUSR1), on the writer thread after the
@@ -71,9 +73,10 @@ public final class AccessLog: Sendable {
         writer.stop()
     }
 
+    /// Without waiting: the last reference may be dropped on an event loop (by the last request
+    /// of a generation whose `access_log` a reload changed).
     deinit {
-        writer.stop()
-        if fd != STDERR_FILENO { Glibc.close(fd) }
+        writer.stop(wait: false)
     }
 
     /// The first part: `remote - - [time] "METHOD URI HTTP/x.y" status bytes "referer" "user-agent"`,

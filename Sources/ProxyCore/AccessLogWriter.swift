@@ -19,20 +19,31 @@ final class AccessLogWriter: @unchecked Sendable {
     private let condition = ConditionLock(value: false)
     private var jobs: [Job] = []
     private var thread: pthread_t?
+    /// Set by the first ``stop(wait:)``; later ones do nothing.
+    private var stopped = false
     private let fd: CInt
     private let wholeLinesOnly: Bool
+    private let closesDescriptor: Bool
 
     /// `wholeLinesOnly` for a descriptor others write to as well (stderr, shared with the error
     /// log): writes are cut at line ends, at most PIPE_BUF bytes each, which a pipe (journald)
-    /// keeps whole, so no error line lands inside an access line.
-    init(fd: CInt, wholeLinesOnly: Bool = false) {
+    /// keeps whole, so no error line lands inside an access line. `closesDescriptor`: `fd` is
+    /// closed once the last queued line is written (at ``stop(wait:)``).
+    init(fd: CInt, wholeLinesOnly: Bool = false, closesDescriptor: Bool = false) {
         self.fd = fd
         self.wholeLinesOnly = wholeLinesOnly
+        self.closesDescriptor = closesDescriptor
     }
 
     /// Queues a job; starts the thread on first use (so `--check-config` starts none).
     func enqueue(_ job: Job) {
         condition.lock()
+        if stopped {
+            // Nothing writes any more; a barrier or reopen must not wait for a thread that is gone.
+            condition.unlock()
+            if case .run(let body) = job { body() }
+            return
+        }
         jobs.append(job)
         if thread == nil {
             startThread()
@@ -47,17 +58,30 @@ final class AccessLogWriter: @unchecked Sendable {
         }
     }
 
-    /// Writes what is queued, then ends the thread and waits for it.
-    func stop() {
+    /// Writes what is queued, then ends the thread (and closes the descriptor if it owns it).
+    /// `wait`: returns only when that is done; without, returns at once, so that the last
+    /// reference to a log replaced by a reload can go on an event loop without blocking it on
+    /// the disk.
+    func stop(wait: Bool = true) {
         condition.lock()
+        guard !stopped else {
+            condition.unlock()
+            return
+        }
+        stopped = true
         guard let thread else {
             condition.unlock()
+            if closesDescriptor { Glibc.close(fd) }
             return
         }
         self.thread = nil
         jobs.append(.stop)
         condition.unlock(withValue: true)
-        pthread_join(thread, nil)
+        if wait {
+            pthread_join(thread, nil)
+        } else {
+            pthread_detach(thread)
+        }
     }
 
     deinit {
@@ -92,6 +116,7 @@ final class AccessLogWriter: @unchecked Sendable {
                 case .run(let body):
                     body()
                 case .stop:
+                    if closesDescriptor { Glibc.close(fd) }
                     return
                 }
             }

@@ -190,6 +190,10 @@ public struct CGIParameters: Sendable {
                 return nil
             }
         }
+        // Shorter names fit a String inline: building them costs no allocation.
+        if utf8.count > 10, let known = knownCGIName(forHeader: utf8) {
+            return known
+        }
         let prefix = "HTTP_".utf8
         return String(unsafeUninitializedCapacity: prefix.count + utf8.count) { buffer in
             var position = 0

@@ -90,35 +90,61 @@ public struct CGIResponseHeadParser: Sendable {
     }
 
     /// Consumes header bytes from `buffer` (all of them, unless the block ends inside it).
+    ///
+    /// Lines that lie whole in `buffer` are parsed where they are; only a line split across
+    /// feeds is assembled in `line`.
     public mutating func feed(_ buffer: inout ByteBuffer) throws(HTTPError) -> Result {
         guard !isComplete else {
             throw HTTPError(500, "CGI response head parser fed after the head was complete")
         }
-        while true {
-            let view = buffer.readableBytesView
-            guard let lineFeed = view.firstIndex(of: UInt8(ascii: "\n")) else {
-                try count(view.count)
-                line.append(contentsOf: view)
-                buffer.moveReaderIndex(forwardBy: view.count)
-                return .needMoreData
+        if headers.capacity == 0 { headers.reserveCapacity(12) }
+        // withUnsafeReadableBytes rethrows untyped errors: carry ours out as a value.
+        let outcome = buffer.withUnsafeReadableBytes { bytes -> Swift.Result<(Int, Bool), HTTPError> in
+            Swift.Result { () throws(HTTPError) -> (Int, Bool) in
+                var start = 0
+                while start < bytes.count {
+                    guard let lineFeed = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) else {
+                        try count(bytes.count - start)
+                        line.append(contentsOf: bytes[start...])
+                        return (bytes.count, false)
+                    }
+                    try count(lineFeed - start + 1)
+                    let done: Bool
+                    if line.isEmpty {
+                        done = try takeLine(UnsafeRawBufferPointer(rebasing: bytes[start..<lineFeed]))
+                    } else {
+                        line.append(contentsOf: bytes[start..<lineFeed])
+                        var assembled: [UInt8] = []
+                        swap(&assembled, &line)
+                        let result = assembled.withUnsafeBytes { whole in
+                            Swift.Result { () throws(HTTPError) -> Bool in try takeLine(whole) }
+                        }
+                        done = try result.get()
+                    }
+                    start = lineFeed + 1
+                    if done { return (start, true) }
+                }
+                return (start, false)
             }
-            let length = lineFeed - view.startIndex
-            try count(length + 1)
-            line.append(contentsOf: view[view.startIndex..<lineFeed])
-            buffer.moveReaderIndex(forwardBy: length + 1)
-
-            if line.last == UInt8(ascii: "\r") {
-                line.removeLast()
-            }
-            if line.isEmpty {
-                isComplete = true
-                let body = buffer.readSlice(length: buffer.readableBytes) ?? ByteBuffer()
-                return .head(makeHead(), body: body)
-            }
-            let (name, value) = try Self.splitField(line)
-            try addField(name: line[name], value: line[value])
-            line.removeAll(keepingCapacity: true)
         }
+        let (consumed, complete) = try outcome.get()
+        buffer.moveReaderIndex(forwardBy: consumed)
+        guard complete else { return .needMoreData }
+        isComplete = true
+        let body = buffer.readSlice(length: buffer.readableBytes) ?? ByteBuffer()
+        return .head(makeHead(), body: body)
+    }
+
+    /// One line without its LF; true when it is the blank line that ends the block.
+    private mutating func takeLine(_ raw: UnsafeRawBufferPointer) throws(HTTPError) -> Bool {
+        var line = raw
+        if line.last == UInt8(ascii: "\r") {
+            line = UnsafeRawBufferPointer(rebasing: line.dropLast())
+        }
+        if line.isEmpty { return true }
+        let (name, value) = try Self.splitField(line)
+        try addField(name: UnsafeRawBufferPointer(rebasing: line[name]), value: UnsafeRawBufferPointer(rebasing: line[value]))
+        return false
     }
 
     private mutating func count(_ bytes: Int) throws(HTTPError) {
@@ -129,7 +155,7 @@ public struct CGIResponseHeadParser: Sendable {
     }
 
     /// Ranges of the name and of the trimmed value in `line` (which has no line end).
-    private static func splitField(_ line: [UInt8]) throws(HTTPError) -> (Range<Int>, Range<Int>) {
+    private static func splitField(_ line: UnsafeRawBufferPointer) throws(HTTPError) -> (Range<Int>, Range<Int>) {
         if line[0] == UInt8(ascii: " ") || line[0] == UInt8(ascii: "\t") {
             throw HTTPError(502, "CGI response uses an obs-fold continuation line")
         }
@@ -154,7 +180,7 @@ public struct CGIResponseHeadParser: Sendable {
         return (0..<colon, start..<end)
     }
 
-    private mutating func addField(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>) throws(HTTPError) {
+    private mutating func addField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(HTTPError) {
         if Self.name(name, is: "status") {
             guard status == nil else {
                 throw HTTPError(502, "CGI response has two Status fields")
@@ -203,11 +229,11 @@ public struct CGIResponseHeadParser: Sendable {
     }
 
     /// Fields that describe the backend hop or its framing; the front end frames the response itself.
-    private static let hopByHopFields = [
+    private static let hopByHopFields: [StaticString] = [
         "transfer-encoding", "connection", "keep-alive", "upgrade", "proxy-connection", "te", "trailer",
     ]
 
-    private static func parseStatus(_ value: ArraySlice<UInt8>) throws(HTTPError) -> (Int, String?) {
+    private static func parseStatus(_ value: UnsafeRawBufferPointer) throws(HTTPError) -> (Int, String?) {
         let digits = value.prefix(3)
         guard digits.count == 3, digits.allSatisfy(isDigit) else {
             throw HTTPError(502, "CGI Status is not a 3-digit code")
@@ -226,7 +252,7 @@ public struct CGIResponseHeadParser: Sendable {
     }
 
     /// 1*DIGIT, small enough for Int; a comma list or sign is invalid.
-    private static func parseContentLength(_ value: ArraySlice<UInt8>) -> Int? {
+    private static func parseContentLength(_ value: UnsafeRawBufferPointer) -> Int? {
         guard !value.isEmpty, value.count <= 18, value.allSatisfy(isDigit) else {
             return nil
         }
@@ -253,13 +279,16 @@ public struct CGIResponseHeadParser: Sendable {
     }
 
     /// ASCII case-insensitive comparison with a lowercase name, without building a String.
-    private static func name(_ name: ArraySlice<UInt8>, is lowercase: String) -> Bool {
-        guard name.count == lowercase.utf8.count else {
+    private static func name(_ name: UnsafeRawBufferPointer, is lowercase: StaticString) -> Bool {
+        guard name.count == lowercase.utf8CodeUnitCount else {
             return false
         }
-        return zip(name, lowercase.utf8).allSatisfy { byte, expected in
+        let expected = lowercase.utf8Start
+        for index in 0..<name.count {
+            let byte = name[index]
             let lowered = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 0x20 : byte
-            return lowered == expected
+            if lowered != expected[index] { return false }
         }
+        return true
     }
 }

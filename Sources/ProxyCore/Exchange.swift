@@ -10,8 +10,11 @@ import WorkerSupervisor
 /// STDIN, turns STDOUT into the HTTP response, with backpressure both ways.
 ///
 /// Lives on the client channel's event loop, which is also the loop of its backend connection.
-final class Exchange: FastCGIResponseReceiver {
-    private unowned let frontend: HTTPFrontendHandler
+final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
+    private unowned let frontend: any ExchangeFrontend
+    /// Routes and pools as they were when the request started: a reload does not change them
+    /// under a request in flight.
+    private let generation: ProxyGeneration
     private var head: HTTPRequestHead
     private let isHead: Bool
     private let keepAliveRequested: Bool
@@ -34,7 +37,7 @@ final class Exchange: FastCGIResponseReceiver {
     private var bodyReceived = 0
     private var requestEnded = false
     /// Content-Length body parts that arrived before the backend connection was ready.
-    private var pendingBody = CircularBuffer<ByteBuffer>()
+    private var pendingBody: [ByteBuffer] = []
     private var pendingBodyBytes = 0
     private var wantsContinue = false
 
@@ -75,8 +78,8 @@ final class Exchange: FastCGIResponseReceiver {
     private var upstreamEnd: NIODeadline?
     private var backendIndex: Int?
 
-    private var shared: ProxyContext { frontend.shared }
-    private var server: ServerConfig { frontend.shared.configuration.server }
+    private var shared: ProxyContext { generation.context }
+    private var server: ServerConfig { generation.context.configuration.server }
 
     /// Pending request-body bytes that make us stop reading the client.
     private static let pendingBodyLimit = 256 * 1024
@@ -85,9 +88,19 @@ final class Exchange: FastCGIResponseReceiver {
     private static let maxStderrLinesPerRequest = 50
     private static let nonIdempotent: [HTTPMethod] = [.POST, .PATCH, .LOCK]
 
-    init(head: HTTPRequestHead, frontend: HTTPFrontendHandler) {
+    /// Fields named `name` (lowercase), without building the array of their values.
+    private static func count(of name: String, in headers: HTTPHeaders) -> Int {
+        var count = 0
+        for field in headers where field.name.utf8.count == name.utf8.count && field.name.lowercased() == name {
+            count += 1
+        }
+        return count
+    }
+
+    init(head: HTTPRequestHead, frontend: any ExchangeFrontend) {
         self.head = head
         self.frontend = frontend
+        self.generation = frontend.resources.current
         self.isHead = head.method == .HEAD
         self.keepAliveRequested = head.isKeepAlive
     }
@@ -124,7 +137,7 @@ final class Exchange: FastCGIResponseReceiver {
                 throw HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request", closeConnection: true)
             }
             bodyMode = .chunked(
-                RequestBodyBuffer(memoryLimit: server.bodyBufferSize, tempDir: server.tempDir, allocator: frontend.context!.channel.allocator)
+                RequestBodyBuffer(memoryLimit: server.bodyBufferSize, tempDir: server.tempDir, allocator: frontend.allocator)
             )
         } else if !contentLengths.isEmpty {
             guard contentLengths.count == 1, let length = Int(contentLengths[0]), length >= 0,
@@ -138,7 +151,7 @@ final class Exchange: FastCGIResponseReceiver {
             if length > 0 { bodyMode = .contentLength(length) }
         }
         if head.version.major == 1, head.version.minor >= 1 {
-            if head.headers["host"].count != 1 {
+            if Self.count(of: "host", in: head.headers) != 1 {
                 throw HTTPError(400, "HTTP/1.1 request without exactly one Host", closeConnection: true)
             }
             if let expect = head.headers.first(name: "expect") {
@@ -188,8 +201,7 @@ final class Exchange: FastCGIResponseReceiver {
     private func sendContinueIfWanted() {
         guard wantsContinue, !requestEnded else { return }
         wantsContinue = false
-        frontend.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
-        frontend.flush()
+        frontend.sendContinue()
     }
 
     private func prepareParams(requestPath: RequestPath, script: ResolvedScript, contentLength: Int?) throws(HTTPError) {
@@ -213,21 +225,21 @@ final class Exchange: FastCGIResponseReceiver {
         self.params = params
     }
 
-    /// BEGIN_REQUEST and the PARAMS stream for the id the connection gave us.
-    private func framedParams(requestID: UInt16) -> ByteBuffer {
-        var buffer = frontend.context!.channel.allocator.buffer(capacity: 2048)
+    /// BEGIN_REQUEST and the PARAMS stream for the id the connection gave us; with
+    /// `endingStdin`, the empty STDIN of a request without body too.
+    private func framedParams(requestID: UInt16, endingStdin: Bool) -> ByteBuffer {
         let keepConnection = shared.pools[poolIndex].config.keepalive
-        buffer.writeFastCGIBeginRequest(
+        var writer = FastCGIParamsWriter(
             requestID: requestID,
-            role: .responder,
-            flags: keepConnection ? FastCGIConstants.keepConnectionFlag : 0
+            flags: keepConnection ? FastCGIConstants.keepConnectionFlag : 0,
+            allocator: frontend.allocator,
+            capacity: 2048
         )
-        var writer = FastCGIParamsWriter(requestID: requestID, buffer: buffer)
         for pair in params?.pairs ?? [] {
             // Sizes were checked in prepareParams: a pair that fits cannot fail here.
             try? writer.append(name: pair.name, value: pair.value)
         }
-        return writer.finish()
+        return writer.finish(endingStdin: endingStdin)
     }
 
     func requestBody(_ body: ByteBuffer) {
@@ -286,23 +298,24 @@ final class Exchange: FastCGIResponseReceiver {
 
     // MARK: Backend connection
 
-    private var pool: FastCGIConnectionPool { frontend.resources.pools[poolIndex] }
+    private var pool: FastCGIConnectionPool { generation.pools[poolIndex] }
 
     private func connect() {
-        // The callback may run more than once: the pool retries a replayable request elsewhere.
-        ticket = pool.lease { result in
-            switch result {
-            case .success(let connection):
-                self.connected(connection)
-            case .failure(let reason):
-                self.ticket = nil
-                guard !self.finished else { return }
-                self.shared.logger.error("backend request failed: \(reason)", metadata: self.logMetadata)
-                // 503 (queue full or timed out, overloaded, shutting down) says when to come back.
-                let status = reason.httpStatus
-                self.fail(HTTPError(status, reason.description, retryAfter: status == 503 ? 1 : nil))
-            }
-        }
+        // The pool may answer more than once: it retries a replayable request elsewhere.
+        ticket = pool.lease(self)
+    }
+
+    func leaseGranted(_ connection: FastCGIConnection) {
+        connected(connection)
+    }
+
+    func leaseFailed(_ reason: FastCGIPoolStateMachine.FailureReason) {
+        ticket = nil
+        guard !finished else { return }
+        shared.logger.error("backend request failed: \(reason)", metadata: logMetadata)
+        // 503 (queue full or timed out, overloaded, shutting down) says when to come back.
+        let status = reason.httpStatus
+        fail(HTTPError(status, reason.description, retryAfter: status == 503 ? 1 : nil))
     }
 
     private func connected(_ connection: FastCGIConnection) {
@@ -319,14 +332,21 @@ final class Exchange: FastCGIResponseReceiver {
         receivedStdout = false
         let readTimeout = TimeAmount(shared.pools[poolIndex].config.readTimeout)
         requestID = connection.startRequest(receiver: self, readTimeout: readTimeout)
-        connection.write(framedParams(requestID: requestID))
+        if case .none = bodyMode {
+            connection.write(framedParams(requestID: requestID, endingStdin: true))
+            connection.flush()
+            stdinEnded = true
+            return
+        }
+        connection.write(framedParams(requestID: requestID, endingStdin: false))
         switch bodyMode {
         case .none:
-            endStdin(on: connection)
+            break
         case .contentLength:
-            while let part = pendingBody.popFirst() {
+            for part in pendingBody {
                 writeStdin(part, to: connection)
             }
+            pendingBody = []
             pendingBodyBytes = 0
             if requestEnded {
                 endStdin(on: connection)
@@ -340,13 +360,13 @@ final class Exchange: FastCGIResponseReceiver {
     }
 
     private func writeStdin(_ body: ByteBuffer, to connection: FastCGIConnection) {
-        var framed = frontend.context!.channel.allocator.buffer(capacity: body.readableBytes + 64)
+        var framed = frontend.allocator.buffer(capacity: body.readableBytes + 64)
         framed.writeFastCGIStream(type: .stdin, requestID: requestID, content: body)
         connection.write(framed)
     }
 
     private func endStdin(on connection: FastCGIConnection) {
-        var framed = frontend.context!.channel.allocator.buffer(capacity: 8)
+        var framed = frontend.allocator.buffer(capacity: 8)
         framed.writeFastCGIStreamEnd(type: .stdin, requestID: requestID)
         connection.write(framed)
         connection.flush()
@@ -356,7 +376,7 @@ final class Exchange: FastCGIResponseReceiver {
     /// Sends the buffered (chunked) body while the backend socket takes it.
     private func pumpBufferedBody(to connection: FastCGIConnection) {
         guard case .chunked(let buffer) = bodyMode, !stdinEnded else { return }
-        let allocator = frontend.context!.channel.allocator
+        let allocator = frontend.allocator
         do {
             while connection.isWritable {
                 guard let chunk = try buffer.nextChunk(maxLength: 64 * 1024, allocator: allocator) else {
@@ -407,46 +427,21 @@ final class Exchange: FastCGIResponseReceiver {
         }
         let status = cgiHead.status
         let sendBody = !isHead && status != 204 && status != 304 && !(100..<200).contains(status)
-        var keepAlive = keepAliveRequested && !frontend.willClose
-        let isHTTP10 = head.version.major == 1 && head.version.minor == 0
-        if sendBody && cgiHead.contentLength == nil && isHTTP10 {
-            // No chunked encoding in HTTP/1.0: the end of the body is the end of the connection.
-            keepAlive = false
-        }
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(cgiHead.headers.count + 4)
-        var hasDate = false
-        var hasServer = false
-        for header in cgiHead.headers {
-            headers.add(name: header.name, value: header.value)
-            if header.name.utf8.count == 4, header.name.lowercased() == "date" { hasDate = true }
-            if header.name.utf8.count == 6, header.name.lowercased() == "server" { hasServer = true }
-        }
-        // RFC 9110 §6.6.1: an origin with a clock sends Date; to the client, we are the origin.
-        if !hasDate { headers.add(name: "Date", value: frontend.resources.httpDate()) }
-        if !hasServer { headers.add(name: "Server", value: server.serverSoftware) }
-        if !keepAlive {
-            frontend.closeAfterCurrentResponse()
-            headers.replaceOrAdd(name: "connection", value: "close")
-        } else if isHTTP10 {
-            headers.replaceOrAdd(name: "connection", value: "keep-alive")
-        }
-        // NIO would replace a script's own phrase by the standard one for known codes.
-        let statusLine =
-            cgiHead.reason.map { HTTPResponseStatus.custom(code: UInt(status), reasonPhrase: $0) }
-            ?? HTTPResponseStatus(statusCode: status)
-        let responseHead = HTTPResponseHead(
-            version: isHTTP10 ? .http1_0 : .http1_1,
-            status: statusLine,
-            headers: headers
-        )
-        frontend.write(.head(responseHead))
         headWritten = true
         responseStatus = status
         responseState = .streaming(remaining: sendBody ? cgiHead.contentLength : 0, sendBody: sendBody)
-        if body.readableBytes > 0 {
-            writeResponseBody(body)
+        var firstBody = body
+        if sendBody, let length = cgiHead.contentLength {
+            // Bytes beyond the backend's own Content-Length are cut, never passed on.
+            if firstBody.readableBytes > length {
+                firstBody = firstBody.getSlice(at: firstBody.readerIndex, length: length)!
+            }
+            responseState = .streaming(remaining: length - firstBody.readableBytes, sendBody: true)
         }
+        if !sendBody { firstBody.clear() }
+        bytesSent += firstBody.readableBytes
+        frontend.writeResponseHead(cgiHead, request: head, hasBody: sendBody, firstBody: firstBody)
+        if firstBody.readableBytes > 0 { applyClientBackpressure() }
     }
 
     private func writeResponseBody(_ data: ByteBuffer) {
@@ -465,7 +460,13 @@ final class Exchange: FastCGIResponseReceiver {
             holdForSlowClient(data)
             return
         }
-        frontend.write(.body(.byteBuffer(data)))
+        frontend.writeResponseBody(data)
+        applyClientBackpressure()
+    }
+
+    /// The client stopped taking bytes: pause the backend, or on a shared connection start
+    /// spooling this request's output.
+    private func applyClientBackpressure() {
         guard !frontend.isWritable, let connection else { return }
         if !connection.isMultiplexed {
             connection.pauseReading()
@@ -477,7 +478,7 @@ final class Exchange: FastCGIResponseReceiver {
         spool = RequestBodyBuffer(
             memoryLimit: poolConfig.multiplexBuffer,
             tempDir: server.tempDir,
-            allocator: frontend.context!.channel.allocator
+            allocator: frontend.allocator
         )
     }
 
@@ -508,7 +509,7 @@ final class Exchange: FastCGIResponseReceiver {
     /// already ended and the spool is empty.
     private func drainSpool() {
         guard let spool else { return }
-        let allocator = frontend.context!.channel.allocator
+        let allocator = frontend.allocator
         do {
             while frontend.isWritable {
                 guard let chunk = try spool.nextChunk(maxLength: 64 * 1024, allocator: allocator) else {
@@ -522,7 +523,7 @@ final class Exchange: FastCGIResponseReceiver {
                     return
                 }
                 spooledBytes -= chunk.readableBytes
-                frontend.write(.body(.byteBuffer(chunk)))
+                frontend.writeResponseBody(chunk)
             }
             frontend.flush()
         } catch {
@@ -549,7 +550,7 @@ final class Exchange: FastCGIResponseReceiver {
 
     func backendStderr(_ data: ByteBuffer) {
         stderrLines += 1
-        frontend.resources.metrics.recordStderrLine(pool: poolIndex)
+        frontend.resources.metrics.recordStderrLine(pool: generation.recording.poolSlots[poolIndex])
         if stderrLines > Self.maxStderrLinesPerRequest {
             if stderrLines == Self.maxStderrLinesPerRequest + 1 {
                 shared.logger.warning("backend stderr: further messages of this request suppressed", metadata: logMetadata)
@@ -565,7 +566,7 @@ final class Exchange: FastCGIResponseReceiver {
 
     func backendEnded(appStatus: UInt32) {
         upstreamEnd = .now()
-        frontend.resources.metrics.recordEndRequest(pool: poolIndex, protocolStatus: 0)
+        frontend.resources.metrics.recordEndRequest(pool: generation.recording.poolSlots[poolIndex], protocolStatus: 0)
         let connection = self.connection
         self.connection = nil
         // The connection tells the pool that the slot is free; we only say whether the
@@ -598,7 +599,8 @@ final class Exchange: FastCGIResponseReceiver {
     func backendFailed(_ error: BackendError) {
         upstreamEnd = .now()
         if case .rejected(let protocolStatus) = error {
-            frontend.resources.metrics.recordEndRequest(pool: poolIndex, protocolStatus: Int(protocolStatus))
+            frontend.resources.metrics.recordEndRequest(
+                pool: generation.recording.poolSlots[poolIndex], protocolStatus: Int(protocolStatus))
         }
         let connection = self.connection
         self.connection = nil
@@ -737,7 +739,7 @@ final class Exchange: FastCGIResponseReceiver {
         } else {
             shared.logger.debug("\(httpError.status) for \(head.method) \(head.uri): \(httpError.reason)", metadata: logMetadata)
         }
-        bytesSent = frontend.writeSimpleResponse(httpError, version: head.version, isHead: isHead)
+        bytesSent = frontend.writeSimpleResponse(httpError, version: head.version, keepAlive: keepAliveRequested, isHead: isHead)
         headWritten = true
         responseStatus = httpError.status
         logAccess()
@@ -770,7 +772,8 @@ final class Exchange: FastCGIResponseReceiver {
                 start: startTime,
                 upstreamStart: upstreamStart,
                 upstreamEnd: upstreamEnd
-            )
+            ),
+            in: generation
         )
     }
 

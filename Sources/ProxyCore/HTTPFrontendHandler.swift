@@ -13,10 +13,11 @@ import NIOHTTP1
 /// reading the socket for the length of every response, which costs two `epoll_ctl` calls per
 /// request even for clients that never pipeline. Here reads stop only when pipelined requests
 /// pile up beyond a small bound.
-final class HTTPFrontendHandler: ChannelDuplexHandler {
+final class HTTPFrontendHandler: ChannelDuplexHandler, ExchangeFrontend {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    /// Responses are encoded here (`ByteBuffer+HTTP1Response.swift`), not by NIO's encoder.
+    typealias OutboundOut = ByteBuffer
 
     let shared: ProxyContext
     let resources: LoopResources
@@ -32,7 +33,10 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
     private var closeAfterResponse = false
 
     /// Pipelined requests (and a parser error behind them) waiting for the current response.
-    private var queue = CircularBuffer<QueuedEvent>()
+    /// An array, not a CircularBuffer: that one allocates room for 16 on creation, for every
+    /// connection, and most connections never pipeline. At most `maxQueuedEvents` entries, so
+    /// removing from the front is cheap.
+    private var queue: [QueuedEvent] = []
     private var queuedBytes = 0
     private var draining = false
     private static let maxQueuedBytes = 64 * 1024
@@ -49,6 +53,13 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
     private var queuePausedReading = false
     private var pendingRead = false
     private var sendTimer: Scheduled<Void>?
+
+    /// The current response's body is sent in chunks (HTTP/1.1 without Content-Length).
+    private var responseChunked = false
+    /// A chunk was written whose closing CRLF has not been: it goes with the next size line.
+    private var chunkOpen = false
+    /// A body part this small is copied behind the head: one buffer, one iovec.
+    private static let coalesceLimit = 4096
 
     init(shared: ProxyContext, resources: LoopResources, timeouts: ConnectionTimeoutHandler, connectionInfo: ConnectionInfo) {
         self.shared = shared
@@ -220,12 +231,19 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
             // Mid-body of the current request (a bad chunk): that request fails.
             exchange.frontendFailed(httpError)
         } else {
-            let bytes = writeSimpleResponse(httpError, version: .http1_1, isHead: false)
+            let bytes = writeSimpleResponse(httpError, version: .http1_1, keepAlive: false, isHead: false)
+            responseChunked = false
             // No head was parsed: log what nginx logs for such lines, a placeholder request.
             resources.requestRejected(remoteAddress: connectionInfo.remoteAddress, status: httpError.status, bytesSent: bytes)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
-                channel.close(promise: nil)
-            }
+            closeAfterFlush(context)
+        }
+    }
+
+    /// Flushes what is written, then closes (a write of nothing completes after the others).
+    private func closeAfterFlush(_ context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete {
+            [channel = context.channel] _ in
+            channel.close(promise: nil)
         }
     }
 
@@ -239,9 +257,11 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
         }
     }
 
-    // MARK: Used by Exchange
+    // MARK: ExchangeFrontend
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
 
     func pauseReading() {
         exchangePausedReading = true
@@ -258,8 +278,78 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
         context.read()
     }
 
-    func write(_ part: HTTPServerResponsePart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+    func sendContinue() {
+        guard let context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 25)
+        buffer.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    func writeResponseHead(_ head: CGIResponseHead, request: HTTPRequestHead, hasBody: Bool, firstBody: ByteBuffer) {
+        guard let context else { return }
+        let isHTTP10 = request.version.major == 1 && request.version.minor == 0
+        var keepAlive = request.isKeepAlive && !closeAfterResponse
+        if hasBody && head.contentLength == nil && isHTTP10 {
+            // No chunked encoding in HTTP/1.0: the end of the body is the end of the connection.
+            keepAlive = false
+        }
+        if !keepAlive { closeAfterResponse = true }
+        let connectionField: HTTP1ConnectionField = !keepAlive ? .close : (isHTTP10 ? .keepAlive : .none)
+        responseChunked = hasBody && head.contentLength == nil && !isHTTP10
+        chunkOpen = false
+        var hasDate = false
+        var hasServer = false
+        for field in head.headers {
+            let length = field.name.utf8.count
+            if length == 4, field.name.lowercased() == "date" { hasDate = true }
+            if length == 6, field.name.lowercased() == "server" { hasServer = true }
+        }
+        let coalesce = firstBody.readableBytes <= Self.coalesceLimit
+        var buffer = context.channel.allocator.buffer(capacity: 512 + (coalesce ? firstBody.readableBytes + 16 : 0))
+        buffer.writeHTTP1ResponseHead(
+            isHTTP10: isHTTP10,
+            status: head.status,
+            reason: head.reason,
+            fields: head.headers,
+            // RFC 9110 §8.6: no Content-Length in a 204.
+            omitContentLength: head.status == 204,
+            // RFC 9110 §6.6.1: an origin with a clock sends Date; to the client, we are the origin.
+            date: hasDate ? nil : resources.httpDate(),
+            server: hasServer ? nil : shared.configuration.server.serverSoftware,
+            connection: connectionField,
+            chunked: responseChunked
+        )
+        guard hasBody, firstBody.readableBytes > 0 else {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            return
+        }
+        if coalesce {
+            appendBody(firstBody, to: &buffer)
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            writeResponseBody(firstBody)
+        }
+    }
+
+    func writeResponseBody(_ data: ByteBuffer) {
+        guard let context, data.readableBytes > 0 else { return }
+        if responseChunked {
+            var header = context.channel.allocator.buffer(capacity: 24)
+            header.writeHTTP1ChunkHeader(length: data.readableBytes, closingPrevious: chunkOpen)
+            chunkOpen = true
+            context.write(wrapOutboundOut(header), promise: nil)
+        }
+        context.write(wrapOutboundOut(data), promise: nil)
+    }
+
+    /// `data` framed as the response needs, copied into `buffer`.
+    private func appendBody(_ data: ByteBuffer, to buffer: inout ByteBuffer) {
+        if responseChunked {
+            buffer.writeHTTP1ChunkHeader(length: data.readableBytes, closingPrevious: chunkOpen)
+            chunkOpen = true
+        }
+        buffer.writeImmutableBuffer(data)
     }
 
     func flush() {
@@ -271,10 +361,16 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
         guard self.exchange === exchange, let context else { return }
         self.exchange = nil
         exchangePausedReading = false
+        if responseChunked {
+            var end = context.channel.allocator.buffer(capacity: 8)
+            end.writeHTTP1ChunkedEnd(closingPrevious: chunkOpen)
+            context.write(wrapOutboundOut(end), promise: nil)
+            responseChunked = false
+            chunkOpen = false
+        }
         if keepAlive && !closeAfterResponse {
             // Before the queue runs: a queued head puts the clock back to "busy".
             timeouts.exchangeFinished()
-            context.write(wrapOutboundOut(.end(nil)), promise: nil)
             drainQueue()
             context.flush()
             readIfPending()
@@ -282,9 +378,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
             closeAfterResponse = true
             queue.removeAll()
             queuedBytes = 0
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
-                channel.close(promise: nil)
-            }
+            closeAfterFlush(context)
         }
     }
 
@@ -302,29 +396,42 @@ final class HTTPFrontendHandler: ChannelDuplexHandler {
     /// Head and body of a small response for an error the proxy itself decided; the caller ends it.
     /// Returns the body bytes written (for the access log).
     @discardableResult
-    func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, isHead: Bool) -> Int {
+    func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, keepAlive: Bool, isHead: Bool) -> Int {
         guard let context else { return 0 }
         let status = HTTPResponseStatus(statusCode: error.status)
-        var body = context.channel.allocator.buffer(capacity: 96)
+        var body = context.channel.allocator.buffer(capacity: 160)
         body.writeString("<html><head><title>\(error.status) \(status.reasonPhrase)</title></head><body><h1>\(error.status) \(status.reasonPhrase)</h1></body></html>\n")
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(6)
-        headers.add(name: "Date", value: resources.httpDate())
-        headers.add(name: "Server", value: shared.configuration.server.serverSoftware)
-        headers.add(name: "Content-Type", value: "text/html")
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        var fields: [(name: String, value: String)] = [
+            ("Content-Type", "text/html"),
+            ("Content-Length", String(body.readableBytes)),
+        ]
         if let retryAfter = error.retryAfter {
-            headers.add(name: "Retry-After", value: String(retryAfter))
+            fields.append(("Retry-After", String(retryAfter)))
         }
-        if error.closeConnection || closeAfterResponse {
+        if error.closeConnection || !keepAlive {
             closeAfterResponse = true
-            headers.add(name: "Connection", value: "close")
         }
-        let responseVersion: HTTPVersion = version.major == 1 && version.minor == 0 ? .http1_0 : .http1_1
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: responseVersion, status: status, headers: headers))), promise: nil)
-        if isHead { return 0 }
+        let isHTTP10 = version.major == 1 && version.minor == 0
+        responseChunked = false
+        chunkOpen = false
+        var buffer = context.channel.allocator.buffer(capacity: 256 + body.readableBytes)
+        buffer.writeHTTP1ResponseHead(
+            isHTTP10: isHTTP10,
+            status: error.status,
+            reason: nil,
+            fields: fields,
+            date: resources.httpDate(),
+            server: shared.configuration.server.serverSoftware,
+            connection: closeAfterResponse ? .close : (isHTTP10 ? .keepAlive : .none),
+            chunked: false
+        )
+        if isHead {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            return 0
+        }
         let length = body.readableBytes
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        buffer.writeBuffer(&body)
+        context.write(wrapOutboundOut(buffer), promise: nil)
         return length
     }
 

@@ -2,8 +2,9 @@
 /// (no atomics, no locks, no allocation per request). A scrape copies each loop's value on its
 /// own loop and sums them (``adding(_:)``); totals only grow.
 ///
-/// Routes are indexed in configuration order, with one more slot at the end for requests that
-/// matched no route (label `-`); pools in configuration order.
+/// Routes and pools are indexed by their ``MetricSlots`` slot, which a name keeps across reloads;
+/// route slot 0 holds the requests that matched no route (label `-`). A reload that brings new
+/// names grows the arrays (on the loop, before the loop serves the new generation).
 struct LoopMetrics: Sendable, Equatable {
     /// Upper bounds of the request-duration histogram, in nanoseconds (Prometheus' `le`), from
     /// 1 ms to 60 s; a last, implicit bucket holds everything slower (`+Inf`).
@@ -18,8 +19,8 @@ struct LoopMetrics: Sendable, Equatable {
     /// FCGI_REQUEST_COMPLETE, CANT_MPX_CONN, OVERLOADED, UNKNOWN_ROLE.
     static let protocolStatuses = 4
 
-    let routeCount: Int
-    let poolCount: Int
+    private(set) var routeCount: Int
+    private(set) var poolCount: Int
 
     /// `[route * statusClasses + class]`
     var requests: [Int]
@@ -37,21 +38,47 @@ struct LoopMetrics: Sendable, Equatable {
     /// Client connections accepted on this loop.
     var connectionsAccepted = 0
 
-    /// `routes` configured routes (the "no route" slot is added), `pools` pools.
+    /// `routeSlots` route slots (the no-route slot included), `poolSlots` pool slots.
+    init(routeSlots: Int, poolSlots: Int) {
+        routeCount = 0
+        poolCount = 0
+        requests = []
+        durationCounts = []
+        durationNanos = []
+        requestBodyBytes = []
+        responseBodyBytes = []
+        endRequests = []
+        stderrLines = []
+        grow(routeSlots: max(routeSlots, 1), poolSlots: poolSlots)
+    }
+
+    /// `routes` routes in slots 1..., `pools` pools: the slots of a first configuration.
     init(routes: Int, pools: Int) {
-        routeCount = routes + 1
-        poolCount = pools
-        requests = Array(repeating: 0, count: routeCount * Self.statusClasses)
-        durationCounts = Array(repeating: 0, count: routeCount * Self.bucketCount)
-        durationNanos = Array(repeating: 0, count: routeCount * Self.bucketCount)
-        requestBodyBytes = Array(repeating: 0, count: routeCount)
-        responseBodyBytes = Array(repeating: 0, count: routeCount)
-        endRequests = Array(repeating: 0, count: pools * Self.protocolStatuses)
-        stderrLines = Array(repeating: 0, count: pools)
+        self.init(routeSlots: routes + 1, poolSlots: pools)
     }
 
     /// The slot of requests that matched no route.
-    var noRoute: Int { routeCount - 1 }
+    static let noRoute = 0
+    var noRoute: Int { Self.noRoute }
+
+    /// Adds zeroed slots up to these counts (never shrinks: counters of removed names stay).
+    mutating func grow(routeSlots: Int, poolSlots: Int) {
+        if routeSlots > routeCount {
+            let added = routeSlots - routeCount
+            requests += repeatElement(0, count: added * Self.statusClasses)
+            durationCounts += repeatElement(0, count: added * Self.bucketCount)
+            durationNanos += repeatElement(0, count: added * Self.bucketCount)
+            requestBodyBytes += repeatElement(0, count: added)
+            responseBodyBytes += repeatElement(0, count: added)
+            routeCount = routeSlots
+        }
+        if poolSlots > poolCount {
+            let added = poolSlots - poolCount
+            endRequests += repeatElement(0, count: added * Self.protocolStatuses)
+            stderrLines += repeatElement(0, count: added)
+            poolCount = poolSlots
+        }
+    }
 
     static func statusClass(_ status: Int) -> Int {
         min(max(status / 100, 2), 5) - 2
@@ -66,7 +93,7 @@ struct LoopMetrics: Sendable, Equatable {
         return index
     }
 
-    /// One finished request. `route` is an index from 0 to `routeCount - 1`.
+    /// One finished request. `route` is a slot from 0 to `routeCount - 1`.
     mutating func recordRequest(route: Int, status: Int, nanoseconds: Int64, bodyBytesIn: Int, bodyBytesOut: Int) {
         requests[route * Self.statusClasses + Self.statusClass(status)] += 1
         let slot = route * Self.bucketCount + Self.bucket(nanoseconds: nanoseconds)
@@ -86,10 +113,11 @@ struct LoopMetrics: Sendable, Equatable {
         stderrLines[pool] += 1
     }
 
-    /// Element-wise sum (loops of one server have the same shape).
+    /// Element-wise sum. Loops may be read in the middle of a reload, some already grown: the
+    /// sum has the larger shape (slots mean the same on every loop).
     func adding(_ other: LoopMetrics) -> LoopMetrics {
-        precondition(routeCount == other.routeCount && poolCount == other.poolCount, "metrics of different configurations")
         var sum = self
+        sum.grow(routeSlots: other.routeCount, poolSlots: other.poolCount)
         Self.add(&sum.requests, other.requests)
         Self.add(&sum.durationCounts, other.durationCounts)
         Self.add(&sum.durationNanos, other.durationNanos)
@@ -102,7 +130,7 @@ struct LoopMetrics: Sendable, Equatable {
     }
 
     private static func add<T: BinaryInteger>(_ into: inout [T], _ other: [T]) {
-        for index in into.indices {
+        for index in other.indices {
             into[index] += other[index]
         }
     }

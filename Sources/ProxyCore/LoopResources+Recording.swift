@@ -1,33 +1,52 @@
 import NIOCore
 import NIOHTTP1
 
-/// What the end of an exchange needs to find its slots and names without building a string:
-/// route lines (to index routes by the `RouteConfig` an exchange holds) and upstream names.
-struct RecordingTables {
+/// One configuration generation's way from what an exchange holds to the per-loop counter slots
+/// (``MetricSlots``) and to the names the access log writes, built once per generation (start,
+/// reload) so that the end of an exchange looks things up without building a string.
+struct RecordingTables: Sendable {
     /// `line` of each configured route, in configuration order. A file's routes have distinct
     /// section lines, so an int comparison finds the route; configurations built in code (line 0
     /// for all) fall back to comparing names.
     let routeLines: [Int]
     let routeNames: [String]
     let linesAreUnique: Bool
+    /// Route index → route slot; pool index → pool slot.
+    let routeSlots: [Int]
+    let poolSlots: [Int]
+    /// How many slots existed when these tables were built: a loop's ``LoopMetrics`` grows to
+    /// this before it serves the generation.
+    let routeSlotCount: Int
+    let poolSlotCount: Int
     /// `[pool][backend]`: the backend as the access log names it (`127.0.0.1:9000`,
     /// `unix:/run/php.sock`).
     let upstreamNames: [[String]]
 
-    init(context: ProxyContext) {
+    /// Gives the context's new route and pool names their slots in `slots`.
+    init(context: ProxyContext, slots: inout MetricSlots) {
         routeLines = context.configuration.routes.map(\.line)
         routeNames = context.configuration.routes.map(\.name)
         linesAreUnique = Set(routeLines).count == routeLines.count
+        routeSlots = context.configuration.routes.map { slots.routeSlot(named: $0.name) }
+        poolSlots = context.pools.map { slots.poolSlot(named: $0.config.name) }
+        routeSlotCount = slots.routeNames.count
+        poolSlotCount = slots.poolNames.count
         upstreamNames = context.pools.map { pool in pool.config.backends.map(\.description) }
     }
 
-    /// The metrics slot of a route: its index, or the last slot for no route.
-    func routeSlot(_ route: (line: Int, name: String)?, noRoute: Int) -> Int {
-        guard let route else { return noRoute }
+    /// Tables of their own (tests and servers built without an exporter).
+    init(context: ProxyContext) {
+        var slots = MetricSlots()
+        self.init(context: context, slots: &slots)
+    }
+
+    /// The metrics slot of a route, or the no-route slot.
+    func routeSlot(_ route: (line: Int, name: String)?) -> Int {
+        guard let route else { return LoopMetrics.noRoute }
         for index in routeLines.indices where routeLines[index] == route.line {
-            if linesAreUnique || routeNames[index] == route.name { return index }
+            if linesAreUnique || routeNames[index] == route.name { return routeSlots[index] }
         }
-        return noRoute
+        return LoopMetrics.noRoute
     }
 
     func upstreamName(pool: Int, backend: Int) -> String? {
@@ -57,10 +76,12 @@ struct ExchangeRecord {
 
 extension LoopResources {
     /// The one call at the end of every response: counters, then the access log line.
-    func exchangeEnded(_ record: ExchangeRecord) {
+    /// `generation`: the one the exchange started with (its indices, its access log).
+    func exchangeEnded(_ record: ExchangeRecord, in generation: ProxyGeneration) {
         let now = NIODeadline.now()
         let requestNanoseconds = (now - record.start).nanoseconds
-        let route = recordingTables.routeSlot(record.route, noRoute: metrics.noRoute)
+        let recording = generation.recording
+        let route = recording.routeSlot(record.route)
         metrics.recordRequest(
             route: route,
             status: record.status,
@@ -68,11 +89,11 @@ extension LoopResources {
             bodyBytesIn: record.bodyBytesIn,
             bodyBytesOut: record.bodyBytesOut
         )
-        guard let accessLogBuffer else { return }
+        guard let accessLogBuffer = generation.accessLogBuffer else { return }
         var upstreamAddress: String?
         var upstreamNanoseconds: Int64?
         if let pool = record.pool, let backend = record.backend, let upstreamStart = record.upstreamStart {
-            upstreamAddress = recordingTables.upstreamName(pool: pool, backend: backend)
+            upstreamAddress = recording.upstreamName(pool: pool, backend: backend)
             upstreamNanoseconds = ((record.upstreamEnd ?? now) - upstreamStart).nanoseconds
         }
         accessLogBuffer.append(
@@ -97,7 +118,8 @@ extension LoopResources {
                 bodyBytesIn: 0,
                 bodyBytesOut: bytesSent,
                 start: .now()
-            )
+            ),
+            in: current
         )
     }
 }

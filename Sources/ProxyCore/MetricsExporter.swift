@@ -14,11 +14,9 @@ import Prometheus
 /// loops (see docs/architecture.md).
 final class MetricsExporter: Sendable {
     let registry = PrometheusCollectorRegistry()
-    private let routeNames: [String]
-    private let poolNames: [String]
 
     private struct Handles {
-        /// Same layouts as ``LoopMetrics``.
+        /// Same layouts as ``LoopMetrics`` (by slot).
         var requests: [Counter] = []
         var durations: [ValueHistogram] = []
         var requestBodyBytes: [Counter] = []
@@ -26,7 +24,7 @@ final class MetricsExporter: Sendable {
         var endRequests: [Counter] = []
         var stderrLines: [Counter] = []
         var connectionsAccepted: Counter
-        /// Per pool.
+        /// Per pool slot.
         var poolRequests: [Counter] = []
         var poolRetries: [Counter] = []
         var poolAborts: [Counter] = []
@@ -41,46 +39,84 @@ final class MetricsExporter: Sendable {
         var reloadsFailed: Counter
     }
 
-    private let handles: Handles
-    /// What the counters were advanced to (element-wise maximum of the snapshots seen, so a
-    /// scrape that read its snapshot before a concurrent one never makes a counter go back).
-    private let last: NIOLockedValueBox<MetricsSnapshot>
+    private struct State {
+        /// Names by slot, for the whole life of the process (they only grow).
+        var slots = MetricSlots()
+        /// One set per slot in `slots`.
+        var handles: Handles
+        /// What the counters were advanced to (element-wise maximum of the snapshots seen, so a
+        /// scrape that read its snapshot before a concurrent one never makes a counter go back).
+        var last: MetricsSnapshot
+    }
+
+    private let state: NIOLockedValueBox<State>
 
     static let protocolStatusNames = ["request_complete", "cant_mpx_conn", "overloaded", "unknown_role"]
     static let statusClassNames = ["2xx", "3xx", "4xx", "5xx"]
     static let durationBounds: [Double] = LoopMetrics.durationBounds.map { Double($0) / 1e9 }
 
-    /// `routeNames` and `poolNames` in configuration order (routes without the no-route slot).
-    init(routeNames: [String], poolNames: [String]) {
-        self.routeNames = routeNames + ["-"]
-        self.poolNames = poolNames
+    private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "fcgiproxy", metricName: metric, unitName: unit, helpText: help)
+    }
+
+    /// No route or pool yet (only the no-route slot); ``register(_:)`` adds a configuration's.
+    init() {
         let registry = self.registry
-        func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
-            MetricNameDescriptor(namespace: "fcgiproxy", metricName: metric, unitName: unit, helpText: help)
+        let name = Self.name
+        let reloads = name("reloads", "total", "Configuration reloads (SIGHUP)")
+        let handles = Handles(
+            connectionsAccepted: registry.makeCounter(
+                descriptor: name("client_connections_accepted", "total", "Client connections accepted")),
+            openConnections: registry.makeGauge(descriptor: name("client_connections", "", "Client connections open")),
+            reloadsSucceeded: registry.makeCounter(descriptor: reloads, labels: [("result", "success")]),
+            reloadsFailed: registry.makeCounter(descriptor: reloads, labels: [("result", "failure")])
+        )
+        var state = State(
+            handles: handles,
+            last: MetricsSnapshot(loops: LoopMetrics(routeSlots: 0, poolSlots: 0), pools: [], openConnections: 0)
+        )
+        Self.makeHandles(for: &state, registry: registry)
+        self.state = NIOLockedValueBox(state)
+    }
+
+    /// `routeNames` and `poolNames` in configuration order (routes without the no-route slot):
+    /// slots 1... for the routes, 0... for the pools.
+    convenience init(routeNames: [String], poolNames: [String]) {
+        self.init()
+        state.withLockedValue { state in
+            for route in routeNames { _ = state.slots.routeSlot(named: route) }
+            for pool in poolNames { _ = state.slots.poolSlot(named: pool) }
+            Self.makeHandles(for: &state, registry: registry)
         }
+    }
+
+    /// Gives the routes and pools of `context` their slots (new names get new series, labelled
+    /// by name; known names keep theirs) and returns the tables its generation counts with.
+    func register(_ context: ProxyContext) -> RecordingTables {
+        state.withLockedValue { state in
+            let tables = RecordingTables(context: context, slots: &state.slots)
+            Self.makeHandles(for: &state, registry: registry)
+            return tables
+        }
+    }
+
+    /// Registers the series of the slots that have none yet.
+    private static func makeHandles(for state: inout State, registry: PrometheusCollectorRegistry) {
         let requests = name("requests", "total", "HTTP requests answered, by route and status class")
         let durations = name("request_duration", "seconds", "Time from request head to response end")
         let requestBytes = name("request_body_bytes", "total", "Request body bytes received from clients")
         let responseBytes = name("response_body_bytes", "total", "Response body bytes sent to clients")
         let endRequests = name("fastcgi_end_requests", "total", "FastCGI END_REQUEST records by protocol status")
         let stderr = name("backend_stderr_lines", "total", "FastCGI STDERR records received (each logged as a line)")
-        var handles = Handles(
-            connectionsAccepted: registry.makeCounter(
-                descriptor: name("client_connections_accepted", "total", "Client connections accepted")),
-            openConnections: registry.makeGauge(descriptor: name("client_connections", "", "Client connections open")),
-            reloadsSucceeded: registry.makeCounter(
-                descriptor: name("reloads", "total", "Configuration reloads (SIGHUP)"), labels: [("result", "success")]),
-            reloadsFailed: registry.makeCounter(
-                descriptor: name("reloads", "total", "Configuration reloads (SIGHUP)"), labels: [("result", "failure")])
-        )
-        for route in self.routeNames {
-            for code in Self.statusClassNames {
-                handles.requests.append(registry.makeCounter(descriptor: requests, labels: [("route", route), ("code", code)]))
+        let routeNames = state.slots.routeNames
+        for route in routeNames[state.handles.durations.count...] {
+            for code in statusClassNames {
+                state.handles.requests.append(registry.makeCounter(descriptor: requests, labels: [("route", route), ("code", code)]))
             }
-            handles.durations.append(
-                registry.makeValueHistogram(descriptor: durations, labels: [("route", route)], buckets: Self.durationBounds))
-            handles.requestBodyBytes.append(registry.makeCounter(descriptor: requestBytes, labels: [("route", route)]))
-            handles.responseBodyBytes.append(registry.makeCounter(descriptor: responseBytes, labels: [("route", route)]))
+            state.handles.durations.append(
+                registry.makeValueHistogram(descriptor: durations, labels: [("route", route)], buckets: durationBounds))
+            state.handles.requestBodyBytes.append(registry.makeCounter(descriptor: requestBytes, labels: [("route", route)]))
+            state.handles.responseBodyBytes.append(registry.makeCounter(descriptor: responseBytes, labels: [("route", route)]))
         }
         let poolRequests = name("backend_requests", "total", "Requests that reached a pool (retries not counted again)")
         let retries = name("backend_retries", "total", "Backend requests sent again after a failure")
@@ -89,42 +125,47 @@ final class MetricsExporter: Sendable {
         let connections = name("backend_connections", "", "Backend connections by state")
         let queueDepth = name("backend_queue_depth", "", "Requests queued for a connection beyond those a connect is under way for")
         let waiting = name("backend_waiting_requests", "", "All requests waiting for a backend connection")
-        for pool in poolNames {
-            for status in Self.protocolStatusNames {
-                handles.endRequests.append(registry.makeCounter(descriptor: endRequests, labels: [("pool", pool), ("status", status)]))
+        let poolNames = state.slots.poolNames
+        for pool in poolNames[state.handles.stderrLines.count...] {
+            for status in protocolStatusNames {
+                state.handles.endRequests.append(registry.makeCounter(descriptor: endRequests, labels: [("pool", pool), ("status", status)]))
             }
-            handles.stderrLines.append(registry.makeCounter(descriptor: stderr, labels: [("pool", pool)]))
-            handles.poolRequests.append(registry.makeCounter(descriptor: poolRequests, labels: [("pool", pool)]))
-            handles.poolRetries.append(registry.makeCounter(descriptor: retries, labels: [("pool", pool)]))
-            handles.poolAborts.append(registry.makeCounter(descriptor: aborts, labels: [("pool", pool)]))
-            handles.poolErrors.append(
+            state.handles.stderrLines.append(registry.makeCounter(descriptor: stderr, labels: [("pool", pool)]))
+            state.handles.poolRequests.append(registry.makeCounter(descriptor: poolRequests, labels: [("pool", pool)]))
+            state.handles.poolRetries.append(registry.makeCounter(descriptor: retries, labels: [("pool", pool)]))
+            state.handles.poolAborts.append(registry.makeCounter(descriptor: aborts, labels: [("pool", pool)]))
+            state.handles.poolErrors.append(
                 FastCGIPoolStateMachine.Counters.Errors().byKind.map { entry in
                     registry.makeCounter(descriptor: errors, labels: [("pool", pool), ("kind", entry.kind)])
                 })
-            handles.poolConnections.append(
+            state.handles.poolConnections.append(
                 ["active", "idle", "starting"].map { state in
                     registry.makeGauge(descriptor: connections, labels: [("pool", pool), ("state", state)])
                 })
-            handles.poolQueueDepth.append(registry.makeGauge(descriptor: queueDepth, labels: [("pool", pool)]))
-            handles.poolWaiting.append(registry.makeGauge(descriptor: waiting, labels: [("pool", pool)]))
+            state.handles.poolQueueDepth.append(registry.makeGauge(descriptor: queueDepth, labels: [("pool", pool)]))
+            state.handles.poolWaiting.append(registry.makeGauge(descriptor: waiting, labels: [("pool", pool)]))
         }
-        self.handles = handles
-        last = NIOLockedValueBox(
-            MetricsSnapshot(
-                loops: LoopMetrics(routes: routeNames.count, pools: poolNames.count),
-                pools: Array(repeating: .init(), count: poolNames.count),
-                openConnections: 0
-            ))
+        state.last.loops.grow(routeSlots: routeNames.count, poolSlots: poolNames.count)
+        while state.last.pools.count < poolNames.count {
+            state.last.pools.append(.init())
+        }
     }
 
     /// A configuration reload happened (counted at once: no per-loop state involved).
     func recordReload(success: Bool) {
-        (success ? handles.reloadsSucceeded : handles.reloadsFailed).increment()
+        state.withLockedValue { state in
+            (success ? state.handles.reloadsSucceeded : state.handles.reloadsFailed).increment()
+        }
     }
 
     /// Brings the registry up to `snapshot`.
+    /// A snapshot never has more slots than registered (slots are registered before any loop
+    /// grows to them); series beyond it are left alone.
     func update(with snapshot: MetricsSnapshot) {
-        last.withLockedValue { last in
+        state.withLockedValue { state in
+            let handles = state.handles
+            var last = state.last
+            defer { state.last = last }
             let new = snapshot.loops
             var old = last.loops
             advance(handles.requests, from: &old.requests, to: new.requests)
@@ -133,7 +174,7 @@ final class MetricsExporter: Sendable {
             advance(handles.endRequests, from: &old.endRequests, to: new.endRequests)
             advance(handles.stderrLines, from: &old.stderrLines, to: new.stderrLines)
             old.connectionsAccepted = advance(handles.connectionsAccepted, from: old.connectionsAccepted, to: new.connectionsAccepted)
-            replayDurations(from: &old, to: new)
+            replayDurations(from: &old, to: new, histograms: handles.durations)
             last.loops = old
 
             for (index, pool) in snapshot.pools.enumerated() where index < last.pools.count {
@@ -178,10 +219,10 @@ final class MetricsExporter: Sendable {
 
     /// Each bucket's new requests go to the registry at their mean duration, which lies inside
     /// the bucket: counts and sum come out exact.
-    private func replayDurations(from old: inout LoopMetrics, to new: LoopMetrics) {
+    private func replayDurations(from old: inout LoopMetrics, to new: LoopMetrics, histograms: [ValueHistogram]) {
         let buckets = LoopMetrics.bucketCount
         for route in 0..<min(old.routeCount, new.routeCount) {
-            let histogram = handles.durations[route]
+            let histogram = histograms[route]
             for bucket in 0..<buckets {
                 let slot = route * buckets + bucket
                 let count = new.durationCounts[slot] - old.durationCounts[slot]

@@ -17,22 +17,56 @@ public struct ProxyContext: Sendable {
     public let logger: Logger
     /// nil when `access_log = off`.
     public let accessLog: AccessLog?
+    #if TLS
+    /// The certificate of the `tls` listeners; nil when `tls_certificate`/`tls_key` are not set.
+    public let tls: TLSContextBox?
+    #endif
 
     public struct ResolvedPool: Sendable {
         public let config: PoolConfig
         public let addresses: [SocketAddress]
     }
 
-    public init(configuration: ProxyConfiguration, logger: Logger, scriptResolver: ScriptResolver = ScriptResolver()) throws {
+    /// `previous`: the context a reload replaces; its access log is kept when the target is the
+    /// same (no second descriptor, and a file the process could no longer open after dropping
+    /// privileges stays writable).
+    public init(
+        configuration: ProxyConfiguration,
+        logger: Logger,
+        scriptResolver: ScriptResolver = ScriptResolver(),
+        previous: ProxyContext? = nil
+    ) throws {
         self.configuration = configuration
         self.router = try Router(routes: configuration.routes)
         self.scriptResolver = scriptResolver
         self.logger = logger
-        self.accessLog = try AccessLog(target: configuration.server.accessLog)
+        if let previous, previous.configuration.server.accessLog == configuration.server.accessLog {
+            self.accessLog = previous.accessLog
+        } else {
+            self.accessLog = try AccessLog(target: configuration.server.accessLog)
+        }
         self.pools = try configuration.pools.map { pool in
             ResolvedPool(config: pool, addresses: try pool.backends.map { try SocketAddress(spec: $0) })
         }
+        #if TLS
+        self.tls = try Self.loadTLS(configuration)
+        #endif
     }
+
+    #if TLS
+    /// Loads the certificate and key now, so that `--check-config` and start-up report a bad
+    /// file (unreadable, not PEM, key not matching) at the line that names it.
+    private static func loadTLS(_ configuration: ProxyConfiguration) throws(ConfigErrors) -> TLSContextBox? {
+        let server = configuration.server
+        guard let certificate = server.tlsCertificate, let key = server.tlsKey else { return nil }
+        do {
+            return try TLSContextBox(certificatePath: certificate, keyPath: key)
+        } catch {
+            let line = error.file == .certificate ? server.tlsCertificateLine : server.tlsKeyLine
+            throw ConfigErrors([ConfigError(file: configuration.sourceName, line: line, message: error.description)])
+        }
+    }
+    #endif
 
     /// Index of the pool a route names (validated by the config parser).
     func poolIndex(named name: String) -> Int? {
@@ -52,34 +86,39 @@ extension SocketAddress {
     }
 }
 
-/// What one event loop owns: its connection pools, counters and access log buffer. Only
+/// What one event loop owns: the configuration generation it serves new requests with (and so
+/// its connection pools), its counters, and the access log buffer of each generation. Only
 /// touched on that loop.
 final class LoopResources {
     let eventLoop: any EventLoop
-    let pools: [FastCGIConnectionPool]
-    /// This loop's counters (`LoopResources+Recording.swift` fills them, a scrape sums them).
+    /// This loop's place among the loops, to split `max_conns`.
+    let shard: Int
+    let shardCount: Int
+    /// Read by each request when it starts; replaced on this loop by a reload. Requests that
+    /// started earlier keep the generation they read.
+    var current: ProxyGeneration
+    /// This loop's counters, by metric slot (`LoopResources+Recording.swift` fills them, a
+    /// scrape sums them).
     var metrics: LoopMetrics
-    /// nil when `access_log = off`.
-    let accessLogBuffer: AccessLogBuffer?
-    let recordingTables: RecordingTables
+    /// Pools a reload retired that still drain (their counters still move), with their slot.
+    var retiringPools: [(slot: Int, pool: FastCGIConnectionPool)] = []
+    /// Last counters of retired pools once drained, by pool slot: totals never go back.
+    var retiredPoolCounters: [FastCGIPoolStateMachine.Counters.Pool] = []
 
     /// `shard` of `shardCount`: this loop's place among the loops, to split `max_conns`.
-    init(context: ProxyContext, eventLoop: any EventLoop, shard: Int = 0, shardCount: Int = 1) {
+    /// `recording`: the slots of the first generation (own slots when nil).
+    init(context: ProxyContext, eventLoop: any EventLoop, shard: Int = 0, shardCount: Int = 1, recording: RecordingTables? = nil) {
+        let recording = recording ?? RecordingTables(context: context)
         self.eventLoop = eventLoop
-        self.metrics = LoopMetrics(routes: context.configuration.routes.count, pools: context.pools.count)
-        self.accessLogBuffer = context.accessLog.map { AccessLogBuffer(log: $0, eventLoop: eventLoop) }
-        self.recordingTables = RecordingTables(context: context)
-        self.pools = context.pools.map { pool in
-            let connectionPool = FastCGIConnectionPool(
-                settings: Self.poolSettings(pool, shard: shard, shardCount: shardCount),
-                eventLoop: eventLoop
-            )
-            connectionPool.shareOfBackendLimit = { limit in
-                max(1, limit / shardCount + (shard < limit % shardCount ? 1 : 0))
-            }
-            return connectionPool
-        }
+        self.shard = shard
+        self.shardCount = shardCount
+        self.metrics = LoopMetrics(routeSlots: recording.routeSlotCount, poolSlots: recording.poolSlotCount)
+        self.current = ProxyGeneration(
+            number: 1, context: context, eventLoop: eventLoop, shard: shard, shardCount: shardCount, recording: recording)
     }
+
+    /// The pools of the current generation.
+    var pools: [FastCGIConnectionPool] { current.pools }
 
     /// A pool's settings for one shard. `max_conns` is split evenly across shards, the remainder
     /// going to the first ones; every shard gets at least one connection, so with fewer

@@ -5,16 +5,18 @@ import NIOPosix
 import ProxyConfig
 
 extension ProxyServer {
-    /// Every loop's counters and pool counters, summed; each read on its own loop.
+    /// Every loop's counters and pool counters by metric slot, summed; each read on its own
+    /// loop. A reload may run between two loops: sums take the larger shape.
     func metricsSnapshot() async throws -> MetricsSnapshot {
-        var loops = LoopMetrics(routes: context.configuration.routes.count, pools: context.pools.count)
-        var pools = Array(repeating: FastCGIPoolStateMachine.Counters.Pool(), count: context.pools.count)
+        var loops = LoopMetrics(routeSlots: 0, poolSlots: 0)
+        var pools: [FastCGIPoolStateMachine.Counters.Pool] = []
         for box in resources {
             let (metrics, poolCounters) = try await box.eventLoop.submit {
-                (box.value.metrics, box.value.pools.map(\.counters.pool))
+                (box.value.metrics, box.value.poolCountersBySlot())
             }.get()
             loops = loops.adding(metrics)
             for index in poolCounters.indices {
+                if index == pools.count { pools.append(.init()) }
                 pools[index] = pools[index].adding(poolCounters[index])
             }
         }
@@ -32,11 +34,13 @@ extension ProxyServer {
         metricsExporter.recordReload(success: success)
     }
 
-    /// Hands every loop's buffered access log lines to the writer thread.
+    /// Hands every loop's buffered access log lines (of the current generation's log) to the
+    /// writer thread. Buffers of an older log that a reload replaced hand theirs over when the
+    /// reload retires their generation, and on their own 100 ms timer for later requests.
     func handOffAccessLogLines() async {
         guard context.accessLog != nil else { return }
         for box in resources {
-            try? await box.eventLoop.submit { box.value.accessLogBuffer?.handOff() }.get()
+            try? await box.eventLoop.submit { box.value.current.accessLogBuffer?.handOff() }.get()
         }
     }
 

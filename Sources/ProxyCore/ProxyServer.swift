@@ -9,37 +9,55 @@ import NIOHTTP1
 import NIOPosix
 import ProxyConfig
 
+#if TLS
+import NIOSSL
+#endif
+
 /// The daemon's network side: event loops, listeners, and per-loop pools.
 public final class ProxyServer: Sendable {
-    public let context: ProxyContext
-    private let group: MultiThreadedEventLoopGroup
+    /// The configuration new requests are served with (replaced by ``reload(to:)``).
+    public var context: ProxyContext { currentContext.withLockedValue { $0 } }
+    let currentContext: NIOLockedValueBox<ProxyContext>
+    let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
     let resources: [NIOLoopBound<LoopResources>]
-    /// Feeds the Prometheus registry from the loops' counters (ProxyServer+Metrics.swift).
+    /// Feeds the Prometheus registry from the loops' counters and owns the name → slot tables
+    /// that keep counters apart across reloads (ProxyServer+Metrics.swift).
     let metricsExporter: MetricsExporter
-    private let channels: NIOLockedValueBox<[any Channel]> = NIOLockedValueBox([])
-    private let connections = ShutdownConnectionTracker()
+    /// The `metrics` listener, closed with the others at shutdown.
+    let metricsChannel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
+    /// Open listeners with the `listen` line each serves.
+    let listeners: NIOLockedValueBox<[Listener]> = NIOLockedValueBox([])
+    let connections = ShutdownConnectionTracker()
+    /// Generation number of the last reload, and whether one is running.
+    let reloadState = NIOLockedValueBox((generation: 1, running: false))
+
+    struct Listener {
+        var config: ListenConfig
+        var channel: any Channel
+    }
 
     /// Builds pools for every event loop; binds nothing yet.
     public init(context: ProxyContext, group: MultiThreadedEventLoopGroup? = nil) {
-        self.context = context
+        self.currentContext = NIOLockedValueBox(context)
         let threads = context.configuration.server.threads ?? System.coreCount
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.ownsGroup = group == nil
+        let metricsExporter = MetricsExporter()
+        self.metricsExporter = metricsExporter
+        let recording = metricsExporter.register(context)
         var resources: [NIOLoopBound<LoopResources>] = []
         let loops = Array(self.group.makeIterator())
         for (shard, loop) in loops.enumerated() {
             // Created on their own loop so their futures and timers stay there.
             let box = try! loop.submit {
-                NIOLoopBound(LoopResources(context: context, eventLoop: loop, shard: shard, shardCount: loops.count), eventLoop: loop)
+                NIOLoopBound(
+                    LoopResources(context: context, eventLoop: loop, shard: shard, shardCount: loops.count, recording: recording),
+                    eventLoop: loop)
             }.wait()
             resources.append(box)
         }
         self.resources = resources
-        self.metricsExporter = MetricsExporter(
-            routeNames: context.configuration.routes.map(\.name),
-            poolNames: context.pools.map(\.config.name)
-        )
     }
 
     /// The pool counters of every shard, per pool name, read on each shard's own loop: what a
@@ -47,9 +65,13 @@ public final class ProxyServer: Sendable {
     public func poolCounters() async throws -> [String: [FastCGIPoolStateMachine.Counters]] {
         var result: [String: [FastCGIPoolStateMachine.Counters]] = [:]
         for box in resources {
-            let shard = try await box.eventLoop.submit { box.value.pools.map(\.counters) }.get()
-            for (index, counters) in shard.enumerated() {
-                result[context.pools[index].config.name, default: []].append(counters)
+            // Names from the shard's own generation: a reload may run between two shards.
+            let shard = try await box.eventLoop.submit {
+                let generation = box.value.current
+                return zip(generation.context.pools, generation.pools).map { ($0.config.name, $1.counters) }
+            }.get()
+            for (name, counters) in shard {
+                result[name, default: []].append(counters)
             }
         }
         return result
@@ -69,7 +91,18 @@ public final class ProxyServer: Sendable {
     /// socket that no line asks for is logged as an error and closed.
     @discardableResult
     public func start(inheritedSockets: [SystemdListenSocket] = []) async throws -> [SocketAddress] {
+        let context = self.context
         let listeners = context.configuration.server.listen
+        #if TLS
+        let tlsReady = context.tls != nil
+        #else
+        let tlsReady = false
+        #endif
+        // The parser already refuses this; a configuration built in code could still ask for it,
+        // and each connection being refused in silence would be far harder to understand.
+        if let listen = listeners.first(where: \.tls), !tlsReady {
+            throw TLSListenerWithoutCertificate(address: listen.address)
+        }
         let (inherited, unmatched) = SystemdSocketActivation.match(inheritedSockets, to: listeners)
         for socket in unmatched {
             let kind = socket.isListeningStream ? "" : ", not a listening stream socket"
@@ -79,23 +112,23 @@ public final class ProxyServer: Sendable {
             close(socket.descriptor)
         }
         // First, so that it answers as soon as clients can connect.
-        if let metricsChannel = try await startMetricsListener() {
-            channels.withLockedValue { $0.append(metricsChannel) }
+        if let channel = try await startMetricsListener() {
+            metricsChannel.withLockedValue { $0 = channel }
         }
         var bound: [SocketAddress] = []
         for (index, listen) in listeners.enumerated() {
             let channel: any Channel
             if let socket = inherited[index] {
-                channel = try await bootstrap(for: listen.address).withBoundSocket(socket.descriptor).get()
+                channel = try await bootstrap(for: listen).withBoundSocket(socket.descriptor).get()
                 // NIO re-listens with its default backlog (128) when it adopts a socket: restore
                 // the one bound listeners get (Linux updates the backlog of a listening socket).
                 _ = Glibc.listen(socket.descriptor, Self.backlog)
-                context.logger.info("listening on \(listen.address) (inherited \(socket))")
+                context.logger.info("listening on \(ReloadPlan.describe(listen))\(listen.tls ? " (TLS)" : "") (inherited \(socket))")
             } else {
-                channel = try await bootstrap(for: listen.address).bind(to: listen.address)
-                context.logger.info("listening on \(listen.address)")
+                channel = try await bootstrap(for: listen).bind(to: listen.address)
+                context.logger.info("listening on \(ReloadPlan.describe(listen))\(listen.tls ? " (TLS)" : "")")
             }
-            channels.withLockedValue { $0.append(channel) }
+            self.listeners.withLockedValue { $0.append(Listener(config: listen, channel: channel)) }
             if let address = channel.localAddress { bound.append(address) }
         }
         return bound
@@ -112,13 +145,17 @@ public final class ProxyServer: Sendable {
     /// closes whatever is left and shuts the loops down if we own them.
     /// ``closeAllConnections()`` cuts the wait short.
     public func shutdown(gracePeriod: Duration) async throws {
-        let channels = self.channels.withLockedValue { channels in
-            defer { channels = [] }
-            return channels
+        let listeners = self.listeners.withLockedValue { listeners in
+            defer { listeners = [] }
+            return listeners
         }
-        for channel in channels {
+        for listener in listeners {
+            try? await listener.channel.close()
+        }
+        if let channel = metricsChannel.withLockedValue({ $0 }) {
             try? await channel.close()
         }
+        let context = self.context
         let loop = group.next()
         let drained = loop.makePromise(of: Void.self)
         connections.quiesce(whenDrained: drained)
@@ -143,9 +180,21 @@ public final class ProxyServer: Sendable {
         connections.closeAll()
     }
 
-    private static let backlog: Int32 = 1024
+    /// Re-reads `tls_certificate` and `tls_key` (a renewed certificate) for the connections
+    /// accepted from now on; open connections keep theirs and are not dropped. On an error
+    /// (naming the file) the certificate in use stays. Does nothing without TLS configured.
+    /// Reads files: call it from a signal handler's thread, not an event loop.
+    public func reloadCertificates() throws {
+        #if TLS
+        try context.tls?.reload()
+        #endif
+    }
 
-    private func bootstrap(for address: SocketAddressSpec) -> ServerBootstrap {
+    static let backlog: Int32 = 1024
+
+    func bootstrap(for listen: ListenConfig) -> ServerBootstrap {
+        let address = listen.address
+        let tls = listen.tls
         let context = self.context
         let resources = self.resources
         let connections = self.connections
@@ -155,7 +204,7 @@ public final class ProxyServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
         if case .tcp = address {
-            bootstrap = bootstrap.childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            bootstrap = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
         }
         let logger = context.logger
         bootstrap = bootstrap.serverChannelInitializer { channel in
@@ -175,14 +224,29 @@ public final class ProxyServer: Sendable {
                 guard connections.add(channel) else {
                     throw ChannelError.ioOnClosedChannel
                 }
-                loopResources.value.metrics.connectionsAccepted += 1
-                try Self.configureClientPipeline(channel, context: context, resources: loopResources.value)
+                // The loop's generation at accept time sets the connection's limits, timeouts and
+                // certificate (a reload loads them anew); each request reads the generation
+                // again when it starts.
+                let resources = loopResources.value
+                resources.metrics.connectionsAccepted += 1
+                try Self.configureClientPipeline(channel, context: resources.current.context, resources: resources, tls: tls)
             }
         }
     }
 
     /// The handlers of one accepted client connection (also used by the handler tests).
-    static func configureClientPipeline(_ channel: any Channel, context: ProxyContext, resources: LoopResources) throws {
+    ///
+    /// On a `tls` listener the TLS handler comes first and the timeout handler sees plaintext.
+    /// `header_timeout` runs from accept, so it bounds the handshake too: a client that
+    /// connects and says nothing (or stalls mid-handshake) is closed like a slow request head.
+    /// A failed handshake reaches HTTPFrontendHandler.errorCaught, which logs it at debug level
+    /// only (scanners must not flood the log) and closes.
+    static func configureClientPipeline(
+        _ channel: any Channel,
+        context: ProxyContext,
+        resources: LoopResources,
+        tls: Bool = false
+    ) throws {
         let server = context.configuration.server
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = server.maxHeaderSize
@@ -193,25 +257,42 @@ public final class ProxyServer: Sendable {
             keepaliveTimeout: TimeAmount(server.keepaliveTimeout)
         )
         let sync = channel.pipeline.syncOperations
+        if tls {
+            #if TLS
+            // The parser guarantees a certificate for every tls listener.
+            guard let box = context.tls else { throw ChannelError.ioOnClosedChannel }
+            try sync.addHandler(NIOSSLServerHandler(context: box.context))
+            #else
+            // The parser rejects `tls` listeners in a build without TLS.
+            throw ChannelError.ioOnClosedChannel
+            #endif
+        }
         try sync.addHandler(timeouts)
-        try sync.configureHTTPServerPipeline(
-            // HTTPFrontendHandler orders pipelined requests itself (see there why).
-            withPipeliningAssistance: false,
-            withErrorHandling: false,
-            // Backend header values are validated by CGIResponseHeadParser (CR, LF, NUL → 502)
-            // and ours are constants: a second scan per response is pure cost.
-            withOutboundHeaderValidation: false,
-            withEncoderConfiguration: .init(),
-            withDecoderLimitConfiguration: limits
+        // Only NIO's decoder: responses are encoded by HTTPFrontendHandler itself, pipelined
+        // requests are ordered there too (see there why), and backend header values were
+        // validated by CGIResponseHeadParser (CR, LF, NUL → 502).
+        try sync.addHandler(
+            ByteToMessageHandler(
+                HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
+            )
         )
         try sync.addHandler(
             HTTPFrontendHandler(
                 shared: context,
                 resources: resources,
                 timeouts: timeouts,
-                connectionInfo: ConnectionInfo(channel: channel)
+                connectionInfo: ConnectionInfo(channel: channel, isTLS: tls)
             )
         )
+    }
+}
+
+/// A `tls` listener in a configuration without a loaded certificate (or in a build without TLS).
+struct TLSListenerWithoutCertificate: Error, CustomStringConvertible {
+    var address: SocketAddressSpec
+
+    var description: String {
+        "listen = \(address) tls: no certificate loaded (tls_certificate/tls_key unset, or a build without TLS)"
     }
 }
 
@@ -228,16 +309,18 @@ extension ServerBootstrap {
 
 extension ConnectionInfo {
     /// Addresses of an accepted channel. Unix-socket clients show as 127.0.0.1, port 0:
-    /// PHP code expects an IP in REMOTE_ADDR.
-    init(channel: any Channel) {
+    /// PHP code expects an IP in REMOTE_ADDR. SERVER_PORT is the listener's port.
+    init(channel: any Channel, isTLS: Bool) {
         let remote = channel.remoteAddress
         let local = channel.localAddress
         self.init(
             remoteAddress: remote?.ipAddress ?? "127.0.0.1",
             remotePort: remote?.port ?? 0,
             localAddress: local?.ipAddress ?? "127.0.0.1",
-            localPort: local?.port ?? 0,
-            isTLS: false
+            // A unix socket has no port: 443 with TLS so that https URLs built from it are
+            // right; plain ones keep 0 as before.
+            localPort: local?.port ?? (isTLS ? 443 : 0),
+            isTLS: isTLS
         )
     }
 }

@@ -116,7 +116,9 @@ public enum SystemdSocketActivation {
     }
 
     /// Pairs `listen` lines with inherited sockets: for each line (by index) the socket that
-    /// serves it, and the sockets no line asked for. A socket serves at most one line.
+    /// serves it, and the sockets no line asked for. A socket serves at most one line. Names
+    /// first (a line's `name=` equal to the socket's `FileDescriptorName=`, whatever the
+    /// address), then addresses for the lines still without one.
     public static func match(
         _ sockets: [SystemdListenSocket],
         to listeners: [ListenConfig]
@@ -124,6 +126,12 @@ public enum SystemdSocketActivation {
         var left = sockets
         var byListener: [Int: SystemdListenSocket] = [:]
         for (index, listener) in listeners.enumerated() {
+            guard let name = listener.name else { continue }
+            if let found = left.firstIndex(where: { $0.isListeningStream && $0.name == name }) {
+                byListener[index] = left.remove(at: found)
+            }
+        }
+        for (index, listener) in listeners.enumerated() where byListener[index] == nil {
             if let found = left.firstIndex(where: { $0.matches(listener.address) }) {
                 byListener[index] = left.remove(at: found)
             }

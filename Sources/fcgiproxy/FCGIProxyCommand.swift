@@ -6,6 +6,10 @@ import ProxyConfig
 import ProxyCore
 import WorkerSupervisor
 
+#if HTTP2
+import ProxyHTTP2
+#endif
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,6 +47,10 @@ struct FCGIProxyCommand: AsyncParsableCommand {
             // Addresses and routes must also be usable, not only well-formed.
             do {
                 _ = try ProxyContext(configuration: configuration, logger: Logger(label: "fcgiproxy"))
+            } catch let errors as ConfigErrors {
+                // Already file:line (a TLS certificate or key that cannot be loaded).
+                printError(errors.description)
+                throw ExitCode(2)
             } catch {
                 printError("\(config): \(error)")
                 throw ExitCode(2)
@@ -60,6 +68,8 @@ struct FCGIProxyCommand: AsyncParsableCommand {
         let logger = Logger(label: "fcgiproxy")
         // Caught before anything starts, so that a stop request during start-up is not lost.
         let signals = ShutdownSignals()
+        // SIGHUP's default action would kill us before the reload handler exists.
+        signal(SIGHUP, SIG_IGN)
         // Read and unset before workers are spawned: they must not inherit systemd's variables.
         let notifier = SystemdNotifier.fromEnvironment()
         let inheritedSockets = SystemdSocketActivation.takeFromEnvironment()
@@ -72,22 +82,48 @@ struct FCGIProxyCommand: AsyncParsableCommand {
             logger.info("socket activation: \(inheritedSockets.map(\.description).joined(separator: ", "))")
         }
 
-        let supervisors: [WorkerSupervisor]
+        let createdRunDirectory = NIOLockedValueBox<String?>(nil)
+        let tempDir = configuration.server.tempDir
+        let workers = SpawnedWorkers(logger: logger) { [runDir] in
+            try createdRunDirectory.withLockedValue { created in
+                if let created { return created }
+                let folder = try Self.runDirectory(runDir: runDir, tempDir: tempDir)
+                created = folder
+                return folder
+            }
+        }
+        let initialWorkers: SpawnedWorkers.Change
         do {
-            supervisors = try startWorkers(&configuration, logger: logger)
+            initialWorkers = try workers.prepare(&configuration, generation: 1)
         } catch {
+            printError("\(config): cannot start workers: \(error)")
             for socket in inheritedSockets { close(socket.descriptor) }
-            throw error
+            throw ExitCode(1)
         }
         let server: ProxyServer
         do {
             let context = try ProxyContext(configuration: configuration, logger: logger)
             server = ProxyServer(context: context)
             try await server.start(inheritedSockets: inheritedSockets)
+            // Root is needed up to here (ports below 1024, sockets in root-owned folders); the
+            // workers start after, so they run as the same user.
+            if let target = try PrivilegeDrop.target(user: configuration.server.user, group: configuration.server.group) {
+                var handed = initialWorkers.created.compactMap { supervisor -> String? in
+                    if case .unix(let path) = supervisor.backendAddress { return path }
+                    return nil
+                }
+                if runDir == nil, let folder = createdRunDirectory.withLockedValue({ $0 }), getenv("RUNTIME_DIRECTORY") == nil {
+                    handed.append(folder)
+                }
+                PrivilegeDrop.handOver(handed, uid: target.uid, gid: target.gid)
+                try PrivilegeDrop.drop(uid: target.uid, gid: target.gid, userName: target.userName, logger: logger)
+            }
+            try workers.commit(initialWorkers)
         } catch {
             logger.critical("\(error)")
             notifier?.status("failed to start: \(error)")
-            await stopWorkers(supervisors, grace: .seconds(5))
+            await workers.abandon(initialWorkers)
+            await workers.stopAll(grace: .seconds(5))
             throw ExitCode(1)
         }
 
@@ -114,16 +150,39 @@ struct FCGIProxyCommand: AsyncParsableCommand {
             let noun = count == 1 ? "connection" : "connections"
             return stopping.withLockedValue { $0 } ? "stopping, \(count) \(noun) left" : "serving, \(count) \(noun)"
         }
+
+        // SIGHUP: reload. Signals that arrive during a reload fold into one more reload after it.
+        let (reloadRequests, reloadContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let reloadSource = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        reloadSource.setEventHandler { reloadContinuation.yield() }
+        reloadSource.resume()
+        let reloader = Reloader(
+            configPath: config, server: server, workers: workers, notifier: notifier, logger: logger, status: statusLine
+        )
+        let reloads = Task {
+            for await _ in reloadRequests {
+                await reloader.reload()
+            }
+        }
+
         notifier?.ready(status: statusLine())
         let watchdog = notifier.map {
             SystemdWatchdog(notifier: $0, group: server.eventLoopGroup, watchdogInterval: watchdogInterval, status: statusLine)
         }
         watchdog?.start()
+        #if HTTP2
+        logger.info("fcgiproxy \(FCGIProxyVersion.string) ready (nghttp2 \(HTTP2Support.libraryVersion))")
+        #else
         logger.info("fcgiproxy \(FCGIProxyVersion.string) ready")
+        #endif
 
         let first = await signals.waitForFirst()
+        // No reload after a stop signal; one under way finishes first (it may have bound listeners).
+        reloadSource.cancel()
+        reloadContinuation.finish()
+        await reloads.value
         stopping.withLockedValue { $0 = true }
-        let timeout = configuration.server.shutdownTimeout
+        let timeout = server.context.configuration.server.shutdownTimeout
         logger.info("\(ShutdownSignals.name(first)): stopping; requests in flight have \(timeout) to finish (send it again to stop at once)")
         notifier?.stopping(status: statusLine())
         signals.onRepeat { [server, logger] number in
@@ -136,41 +195,13 @@ struct FCGIProxyCommand: AsyncParsableCommand {
             logger.error("shutdown: \(error)")
         }
         watchdog?.stop()
-        await stopWorkers(supervisors, grace: signals.repeated ? .milliseconds(200) : .seconds(5))
+        await reloader.stopRetiredWorkers(grace: signals.repeated ? .milliseconds(200) : .seconds(5))
+        await workers.stopAll(grace: signals.repeated ? .milliseconds(200) : .seconds(5))
         logger.info("stopped")
     }
 
-    /// Starts the workers of every pool with `spawn` and points the pool at their socket.
-    private func startWorkers(_ configuration: inout ProxyConfiguration, logger: Logger) throws -> [WorkerSupervisor] {
-        guard configuration.pools.contains(where: { $0.spawn != nil }) else { return [] }
-        let directory = try runDirectory(tempDir: configuration.server.tempDir)
-        var supervisors: [WorkerSupervisor] = []
-        do {
-            for index in configuration.pools.indices where configuration.pools[index].spawn != nil {
-                let supervisor = try WorkerSupervisor(pool: configuration.pools[index], runDirectory: directory, logger: logger)
-                try supervisor.start()
-                configuration.pools[index].backends = [supervisor.backendAddress]
-                supervisors.append(supervisor)
-            }
-        } catch {
-            printError("\(config): cannot start workers: \(error)")
-            for supervisor in supervisors {
-                // Best effort: their children die with us anyway (PR_SET_PDEATHSIG).
-                Task { await supervisor.stop(grace: .seconds(1)) }
-            }
-            throw ExitCode(1)
-        }
-        return supervisors
-    }
-
-    private func stopWorkers(_ supervisors: [WorkerSupervisor], grace: Duration) async {
-        for supervisor in supervisors {
-            await supervisor.stop(grace: grace)
-        }
-    }
-
     /// `--run-dir`, else systemd's RuntimeDirectory=, else a fresh private folder.
-    private func runDirectory(tempDir: String) throws -> String {
+    private static func runDirectory(runDir: String?, tempDir: String) throws -> String {
         if let runDir { return runDir }
         if let runtime = getenv("RUNTIME_DIRECTORY").map({ String(cString: $0) }), !runtime.isEmpty {
             // systemd may pass several, separated by colons: the first is ours.
@@ -178,10 +209,13 @@ struct FCGIProxyCommand: AsyncParsableCommand {
         }
         var template = Array("\(tempDir)/fcgiproxy-run-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            printError("cannot create a run folder in \(tempDir): errno \(errno)")
-            throw ExitCode(1)
+            throw RunDirectoryError(description: "cannot create a run folder in \(tempDir): errno \(errno)")
         }
         return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    private struct RunDirectoryError: Error, CustomStringConvertible {
+        var description: String
     }
 
     private func printError(_ text: String) {
@@ -214,5 +248,22 @@ extension Logger.Level {
 }
 
 enum FCGIProxyVersion {
-    static let string = "0.1.0"
+    static let number = "0.1.0"
+    /// The optional features this binary was built with (package traits), so `--version` tells
+    /// which build is installed.
+    static let features: [String] = {
+        var features: [String] = []
+        #if HTTP2
+        features.append("http2")
+        #else
+        features.append("no http2")
+        #endif
+        #if TLS
+        features.append("tls")
+        #else
+        features.append("no tls")
+        #endif
+        return features
+    }()
+    static let string = "\(number) (\(features.joined(separator: ", ")))"
 }

@@ -26,7 +26,7 @@ private final class RecordingReceiver: FastCGIResponseReceiver {
     private func makeChannel() throws -> (EmbeddedChannel, FastCGIConnection) {
         let connection = FastCGIConnection(backendIndex: 0)
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandlers(ByteToMessageHandler(FastCGIRecordDecoder()), connection)
+        try channel.pipeline.syncOperations.addHandler(connection)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9000)).wait()
         return (channel, connection)
     }

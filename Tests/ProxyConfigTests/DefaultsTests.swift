@@ -23,7 +23,11 @@ import Testing
         #expect(server.metrics == nil)
         #expect(server.tlsCertificate == nil)
         #expect(server.tlsKey == nil)
+        #if HTTP2
+        #expect(server.http2 == true, "on by default in a build with HTTP/2")
+        #else
         #expect(server.http2 == false)
+        #endif
         #expect(server.serverSoftware == "fcgiproxy")
     }
 

@@ -14,7 +14,7 @@ import Testing
         let config = try ConfigParser.load(path: Self.examplePath)
         #expect(config.sourceName == Self.examplePath)
         #expect(config.server.listen == [ListenConfig(address: .tcp(host: "127.0.0.1", port: 8080))])
-        #expect(config.server.http2 == false)
+        #expect(config.server.http2 == ServerConfig.builtWithHTTP2)
         #expect(config.pools.map(\.name) == ["php"])
         #expect(config.pool(named: "php")?.backends == [.unix(path: "/run/php/php8.2-fpm.sock")])
         #expect(config.routes.map(\.name) == ["api", "php"])

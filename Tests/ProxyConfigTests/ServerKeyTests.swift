@@ -3,11 +3,13 @@ import Testing
 
 @Suite struct ServerKeyTests {
     @Test func everyServerKey() throws {
+        // A build without the TLS trait rejects `tls` listeners (see TLSConfigTests).
+        let tlsWord = ServerConfig.builtWithTLS ? " tls" : ""
         let server = try #require(
             parseServer(
                 """
                 listen = 0.0.0.0:8080
-                listen = [::]:8443 tls
+                listen = [::]:8443\(tlsWord)
                 listen = unix:/run/fcgiproxy.sock
                 threads = 4
                 access_log = /var/log/fcgiproxy/access.log
@@ -23,7 +25,7 @@ import Testing
                 metrics = 127.0.0.1:9145
                 tls_certificate = /etc/ssl/cert.pem
                 tls_key = /etc/ssl/key.pem
-                http2 = on
+                http2 = off
                 server_software = "my proxy"
                 """
             )
@@ -31,7 +33,7 @@ import Testing
         #expect(
             server.listen == [
                 ListenConfig(address: .tcp(host: "0.0.0.0", port: 8080)),
-                ListenConfig(address: .tcp(host: "::", port: 8443), tls: true),
+                ListenConfig(address: .tcp(host: "::", port: 8443), tls: ServerConfig.builtWithTLS),
                 ListenConfig(address: .unix(path: "/run/fcgiproxy.sock")),
             ]
         )
@@ -49,9 +51,21 @@ import Testing
         #expect(server.metrics == .tcp(host: "127.0.0.1", port: 9145))
         #expect(server.tlsCertificate == "/etc/ssl/cert.pem")
         #expect(server.tlsKey == "/etc/ssl/key.pem")
-        #expect(server.http2)
+        #expect(!server.http2)
         #expect(server.serverSoftware == "my proxy")
     }
+
+    #if HTTP2
+    @Test func http2OnInABuildWithHTTP2() {
+        #expect(parseServer("http2 = on")?.http2 == true)
+    }
+    #else
+    @Test func http2OnInABuildWithoutHTTP2IsAnError() {
+        let errors = parseErrors("[server]\nhttp2 = yes\n")
+        #expect(errors.map(\.line) == [2])
+        #expect(errors.first?.message.contains("built without HTTP/2") == true, "\(errors)")
+    }
+    #endif
 
     @Test func threadsAuto() {
         #expect(parseServer("threads = 3\n")?.threads == 3)
@@ -107,7 +121,8 @@ import Testing
         #expect(server?.bodyBufferSize == 0)
     }
 
-    @Test func tlsListenerWithoutCertificateIsAnError() {
+    @Test(.enabled(if: ServerConfig.builtWithTLS))
+    func tlsListenerWithoutCertificateIsAnError() {
         expectOneError(
             "[server]\nlisten = 127.0.0.1:80\nlisten = 0.0.0.0:443 tls\n",
             line: 3,
@@ -129,7 +144,8 @@ import Testing
         )
     }
 
-    @Test func tlsListenerWithCertificateAndKey() {
+    @Test(.enabled(if: ServerConfig.builtWithTLS))
+    func tlsListenerWithCertificateAndKey() {
         let server = parseServer("listen = 0.0.0.0:443 TLS\ntls_certificate = /c.pem\ntls_key = /k.pem\n")
         #expect(server?.listen == [ListenConfig(address: .tcp(host: "0.0.0.0", port: 443), tls: true)])
     }

@@ -22,7 +22,7 @@ import Testing
     @Test func recordsIntoTheRouteAndClassSlots() {
         var metrics = LoopMetrics(routes: 2, pools: 1)
         #expect(metrics.routeCount == 3)
-        #expect(metrics.noRoute == 2)
+        #expect(metrics.noRoute == 0)
         metrics.recordRequest(route: 1, status: 200, nanoseconds: 3_000_000, bodyBytesIn: 5, bodyBytesOut: 100)
         metrics.recordRequest(route: 1, status: 502, nanoseconds: 3_500_000, bodyBytesIn: 0, bodyBytesOut: 50)
         metrics.recordRequest(route: 2, status: 404, nanoseconds: 10, bodyBytesIn: 0, bodyBytesOut: 7)
@@ -65,5 +65,28 @@ import Testing
         #expect(sum.responseBodyBytes == [6, 1])
         #expect(sum.connectionsAccepted == 7)
         #expect(sum.stderrLines == [1])
+    }
+
+    /// A scrape during a reload may read one loop already grown to the new slots and another
+    /// not yet: the sum has the larger shape, and growing keeps what was counted.
+    @Test func loopsOfDifferentShapesAddUp() {
+        var grown = LoopMetrics(routes: 1, pools: 1)
+        grown.recordRequest(route: 1, status: 200, nanoseconds: 1, bodyBytesIn: 0, bodyBytesOut: 3)
+        grown.grow(routeSlots: 4, poolSlots: 2)
+        #expect(grown.routeCount == 4 && grown.poolCount == 2)
+        #expect(grown.responseBodyBytes == [0, 3, 0, 0])
+        grown.recordRequest(route: 3, status: 500, nanoseconds: 1, bodyBytesIn: 0, bodyBytesOut: 1)
+        grown.recordStderrLine(pool: 1)
+        var old = LoopMetrics(routes: 1, pools: 1)
+        old.recordRequest(route: 1, status: 200, nanoseconds: 1, bodyBytesIn: 0, bodyBytesOut: 2)
+        for sum in [old.adding(grown), grown.adding(old)] {
+            #expect(sum.routeCount == 4 && sum.poolCount == 2)
+            #expect(sum.responseBodyBytes == [0, 5, 0, 1])
+            #expect(sum.requests[3 * LoopMetrics.statusClasses + 3] == 1)
+            #expect(sum.stderrLines == [0, 1])
+        }
+        // Growing never shrinks.
+        grown.grow(routeSlots: 2, poolSlots: 1)
+        #expect(grown.routeCount == 4 && grown.poolCount == 2)
     }
 }

@@ -1,4 +1,6 @@
 import FastCGIClient
+import Logging
+import ProxyConfig
 import Testing
 
 @testable import ProxyCore
@@ -39,15 +41,15 @@ import Testing
     @Test func countersMoveByTheDelta() {
         let exporter = MetricsExporter(routeNames: ["app"], poolNames: ["php"])
         var loops = LoopMetrics(routes: 1, pools: 1)
-        loops.recordRequest(route: 0, status: 200, nanoseconds: 1_000, bodyBytesIn: 10, bodyBytesOut: 100)
+        loops.recordRequest(route: 1, status: 200, nanoseconds: 1_000, bodyBytesIn: 10, bodyBytesOut: 100)
         loops.recordEndRequest(pool: 0, protocolStatus: 0)
         var pool = FastCGIPoolStateMachine.Counters.Pool()
         pool.requests = 1
         pool.errors.readTimeout = 2
         exporter.update(with: Self.snapshot(loops, pool: pool))
         let early = loops
-        loops.recordRequest(route: 0, status: 201, nanoseconds: 1_000, bodyBytesIn: 0, bodyBytesOut: 5)
-        loops.recordRequest(route: 0, status: 500, nanoseconds: 1_000, bodyBytesIn: 0, bodyBytesOut: 1)
+        loops.recordRequest(route: 1, status: 201, nanoseconds: 1_000, bodyBytesIn: 0, bodyBytesOut: 5)
+        loops.recordRequest(route: 1, status: 500, nanoseconds: 1_000, bodyBytesIn: 0, bodyBytesOut: 1)
         loops.recordStderrLine(pool: 0)
         loops.connectionsAccepted = 3
         pool.requests = 3
@@ -93,6 +95,47 @@ import Testing
         #expect(samples["fcgiproxy_client_connections"] == 7)
     }
 
+    /// A reload renames a route and adds a pool: known names keep their series, the new ones get
+    /// theirs, and the series of the removed name keeps its last value.
+    @Test func registeringAReloadedConfigurationKeepsSlotsByName() throws {
+        let exporter = MetricsExporter()
+        let first = try Self.context(routes: ["app", "static"], pools: ["php"])
+        let tables1 = exporter.register(first)
+        #expect(tables1.routeSlots == [1, 2])
+        #expect(tables1.poolSlots == [0])
+        var loops = LoopMetrics(routeSlots: tables1.routeSlotCount, poolSlots: tables1.poolSlotCount)
+        loops.recordRequest(route: tables1.routeSlots[1], status: 200, nanoseconds: 1, bodyBytesIn: 0, bodyBytesOut: 0)
+        exporter.update(with: MetricsSnapshot(loops: loops, pools: [.init()], openConnections: 0))
+
+        // "static" renamed "assets" and moved first; a pool "api" added before "php".
+        let second = try Self.context(routes: ["assets", "app"], pools: ["api", "php"])
+        let tables2 = exporter.register(second)
+        #expect(tables2.routeSlots == [3, 1])
+        #expect(tables2.poolSlots == [1, 0])
+        loops.grow(routeSlots: tables2.routeSlotCount, poolSlots: tables2.poolSlotCount)
+        loops.recordRequest(route: tables2.routeSlots[0], status: 200, nanoseconds: 1, bodyBytesIn: 0, bodyBytesOut: 0)
+        loops.recordRequest(route: tables2.routeSlots[1], status: 200, nanoseconds: 1, bodyBytesIn: 0, bodyBytesOut: 0)
+        loops.recordStderrLine(pool: tables2.poolSlots[0])
+        exporter.update(with: MetricsSnapshot(loops: loops, pools: [.init(), .init()], openConnections: 0))
+
+        let samples = Self.samples(exporter)
+        #expect(samples[#"fcgiproxy_requests_total{route="app",code="2xx"}"#] == 1)
+        #expect(samples[#"fcgiproxy_requests_total{route="static",code="2xx"}"#] == 1)
+        #expect(samples[#"fcgiproxy_requests_total{route="assets",code="2xx"}"#] == 1)
+        #expect(samples[#"fcgiproxy_backend_stderr_lines_total{pool="api"}"#] == 1)
+        #expect(samples[#"fcgiproxy_backend_stderr_lines_total{pool="php"}"#] == 0)
+    }
+
+    private static func context(routes: [String], pools: [String]) throws -> ProxyContext {
+        let configuration = ProxyConfiguration(
+            server: ServerConfig(accessLog: .off),
+            pools: pools.map { PoolConfig(name: $0, backends: [.unix(path: "/nonexistent/\($0).sock")]) },
+            routes: routes.map { RouteConfig(name: $0, match: .prefix("/\($0)/"), pool: pools[pools.count - 1], root: "/tmp") },
+            sourceName: "test"
+        )
+        return try ProxyContext(configuration: configuration, logger: Logger(label: "test"))
+    }
+
     /// Pre-aggregated buckets replayed at their means: cumulative bucket counts, count and sum
     /// come out as if every request had been observed one by one.
     @Test func histogramBucketsAndSumAreExact() throws {
@@ -100,11 +143,11 @@ import Testing
         var loops = LoopMetrics(routes: 1, pools: 1)
         let durations: [Int64] = [400_000, 1_000_000, 1_000_001, 2_400_000, 7_000_000, 90_000_000_000]
         for nanoseconds in durations.prefix(3) {
-            loops.recordRequest(route: 0, status: 200, nanoseconds: nanoseconds, bodyBytesIn: 0, bodyBytesOut: 0)
+            loops.recordRequest(route: 1, status: 200, nanoseconds: nanoseconds, bodyBytesIn: 0, bodyBytesOut: 0)
         }
         exporter.update(with: Self.snapshot(loops))
         for nanoseconds in durations.dropFirst(3) {
-            loops.recordRequest(route: 0, status: 200, nanoseconds: nanoseconds, bodyBytesIn: 0, bodyBytesOut: 0)
+            loops.recordRequest(route: 1, status: 200, nanoseconds: nanoseconds, bodyBytesIn: 0, bodyBytesOut: 0)
         }
         exporter.update(with: Self.snapshot(loops))
 

@@ -3,7 +3,7 @@
 header('Content-Type: application/json');
 $keys = ['SCRIPT_NAME', 'SCRIPT_FILENAME', 'PATH_INFO', 'PATH_TRANSLATED', 'REQUEST_URI',
     'QUERY_STRING', 'REQUEST_METHOD', 'CONTENT_TYPE', 'CONTENT_LENGTH', 'DOCUMENT_ROOT',
-    'SERVER_PROTOCOL', 'SERVER_NAME', 'SERVER_PORT', 'REMOTE_ADDR', 'HTTPS'];
+    'SERVER_PROTOCOL', 'SERVER_NAME', 'SERVER_PORT', 'REMOTE_ADDR', 'HTTPS', 'REQUEST_SCHEME'];
 $out = [];
 foreach ($keys as $k) {
     $out[$k] = $_SERVER[$k] ?? null;

@@ -12,6 +12,9 @@ struct FrontEndOptions: Sendable {
     /// fcgiproxy only: the pool's backend address instead of `unix:backendSocket`
     /// (e.g. `127.0.0.1:9001` for a TCP backend).
     var backendAddress: String? = nil
+    /// fcgiproxy only: `listen = 127.0.0.1:PORT tls` (put tls_certificate / tls_key in
+    /// `extraServerINI`).
+    var tls = false
     /// fcgiproxy only: extra `key = value` lines for [server], [pool:php] and [route:php].
     var extraServerINI: String = ""
     var extraPoolINI: String = ""

@@ -34,7 +34,9 @@ enum PoolLoad {
         }
         let configPath = try dir.write("urls.curlrc", config)
         var args = [
-            "-s", "-K", configPath,
+            // Per transfer: a single stuck request shows up as its own failure (status 000, curl
+            // exit 28, with its URL), not as a timeout of the whole load that hides which one.
+            "-s", "--max-time", "20", "-K", configPath,
             "-w", "%{http_code} %{exitcode} %{time_total} %{url} B=%header{x-backend} P=%header{x-path} R=%header{retry-after}\\n",
         ]
         if let parallel {

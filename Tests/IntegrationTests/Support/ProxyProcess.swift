@@ -32,7 +32,7 @@ final class ProxyProcess: FrontEnd, @unchecked Sendable {
     static func ini(_ options: FrontEndOptions, port: Int) -> String {
         """
         [server]
-        listen = 127.0.0.1:\(port)
+        listen = 127.0.0.1:\(port)\(options.tls ? " tls" : "")
         max_body_size = \(sizeText(options.maxBodySize))
         max_header_size = \(sizeText(options.maxHeaderSize))
         \(options.extraServerINI)

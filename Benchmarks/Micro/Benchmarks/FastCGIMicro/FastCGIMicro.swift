@@ -1,11 +1,14 @@
 // Micro-benchmarks of the per-request work fcgiproxy does besides I/O: decoding the backend's
-// records, building the PARAMS stream, parsing the CGI response head. Each reports wall clock,
+// records, encoding a request's and a response's records, building the PARAMS stream, mapping an
+// HTTP request head to PARAMS, parsing the CGI response head. Each reports wall clock,
 // throughput and heap allocations (mallocCountTotal, via the MallocInterposer trait) per
 // iteration. "Baseline" measures an empty iteration: what the harness itself allocates.
 import Benchmark
-import CGIHeadParser
 import FastCGI
 import NIOCore
+import NIOHTTP1
+import ProxyConfig
+import ProxyCore
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
@@ -50,6 +53,75 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // Everything the proxy sends before the body of a GET: BEGIN_REQUEST (keep-conn), the PARAMS
+    // stream and the empty STDIN that ends the (empty) body.
+    Benchmark("FastCGI encode request (BEGIN_REQUEST + \(params.count) PARAMS + empty STDIN)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            var buffer = ByteBufferAllocator().buffer(capacity: 2048)
+            buffer.writeFastCGIBeginRequest(requestID: 1, role: .responder, flags: FastCGIConstants.keepConnectionFlag)
+            var writer = FastCGIParamsWriter(requestID: 1, buffer: buffer)
+            for (name, value) in params {
+                try writer.append(name: name, value: value)
+            }
+            var records = writer.finish()
+            records.writeFastCGIStreamEnd(type: .stdin, requestID: 1)
+            blackHole(records)
+        }
+    }
+
+    // A worker's answer body framed as STDOUT records (65528-byte records, padded to 8) plus the
+    // empty record that ends the stream: the copy into one buffer is the cost.
+    let body = MicroInputs.body64k
+    Benchmark("FastCGI encode STDOUT (64 KiB body + stream end)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            var records = ByteBuffer()
+            records.writeFastCGIStream(type: .stdout, requestID: 1, content: body)
+            records.writeFastCGIStreamEnd(type: .stdout, requestID: 1)
+            blackHole(records)
+        }
+    }
+
+    // What the front end does with a parsed request head before any I/O (Exchange.dispatch and
+    // framedParams): the request target checked and normalized, the route picked, the script
+    // mapped (front controller: no stat), the CGI variables built from the head, each pair's
+    // size checked, and BEGIN_REQUEST + PARAMS framed.
+    let router = try! Router(routes: MicroInputs.routes)
+    let resolver = ScriptResolver()
+    let browserHead = MicroInputs.browserHead
+    let connection = MicroInputs.connection
+    Benchmark("HTTP head → PARAMS (route, CGI mapping, \(browserHead.headers.count) headers, framing)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            let requestPath = try RequestPath(target: browserHead.uri)
+            let host = requestPath.absoluteFormHost ?? browserHead.headers.first(name: "host")
+            guard let route = router.route(path: requestPath.path, host: host) else {
+                fatalError("no route")
+            }
+            let script = try resolver.resolve(path: requestPath.path, route: route)
+            let cgi = CGIParameters.build(
+                head: browserHead,
+                requestPath: requestPath,
+                script: script,
+                route: route,
+                contentLength: nil,
+                connection: connection,
+                serverSoftware: "fcgiproxy"
+            )
+            for pair in cgi.pairs
+            where FastCGINameValuePairs.encodedLength(nameLength: pair.name.utf8.count, valueLength: pair.value.utf8.count)
+                > FastCGIConstants.maxContentLength
+            {
+                fatalError("pair too large")
+            }
+            var buffer = ByteBufferAllocator().buffer(capacity: 2048)
+            buffer.writeFastCGIBeginRequest(requestID: 1, role: .responder, flags: FastCGIConstants.keepConnectionFlag)
+            var writer = FastCGIParamsWriter(requestID: 1, buffer: buffer)
+            for pair in cgi.pairs {
+                try writer.append(name: pair.name, value: pair.value)
+            }
+            blackHole(writer.finish())
+        }
+    }
+
     // A PHP response head as PHP-FPM writes it, followed by the start of the body.
     let head = MicroInputs.cgiHead
     Benchmark("CGI response head parse (PHP page, 7 fields)") { benchmark in
@@ -65,75 +137,4 @@ let benchmarks: @Sendable () -> Void = {
             }
         }
     }
-}
-
-enum MicroInputs {
-    static func stdoutStream(bodyBytes: Int, recordBytes: Int) -> ByteBuffer {
-        var stream = ByteBuffer()
-        var first = true
-        var remaining = bodyBytes
-        while remaining > 0 {
-            var content = ByteBuffer()
-            if first {
-                content.writeString("Content-Type: text/html; charset=UTF-8\r\nX-Powered-By: PHP/8.2.29\r\n\r\n")
-                first = false
-            }
-            let n = min(recordBytes - content.readableBytes, remaining)
-            content.writeRepeatingByte(UInt8(ascii: "x"), count: n)
-            remaining -= n
-            stream.writeFastCGIStream(type: .stdout, requestID: 1, content: content)
-        }
-        stream.writeFastCGIStreamEnd(type: .stdout, requestID: 1)
-        stream.writeFastCGIEndRequest(requestID: 1, appStatus: 0, protocolStatus: .requestComplete)
-        return stream
-    }
-
-    static let phpParams: [(String, String)] = [
-        ("SCRIPT_FILENAME", "/var/www/app/public/index.php"),
-        ("SCRIPT_NAME", "/index.php"),
-        ("PATH_INFO", "/blog/2024/10/some-article-title"),
-        ("DOCUMENT_ROOT", "/var/www/app/public"),
-        ("REQUEST_URI", "/blog/2024/10/some-article-title?page=2&sort=recent"),
-        ("QUERY_STRING", "page=2&sort=recent"),
-        ("REQUEST_METHOD", "GET"),
-        ("CONTENT_TYPE", ""),
-        ("CONTENT_LENGTH", ""),
-        ("SERVER_PROTOCOL", "HTTP/1.1"),
-        ("SERVER_NAME", "www.example.com"),
-        ("SERVER_PORT", "443"),
-        ("SERVER_ADDR", "10.0.0.5"),
-        ("REMOTE_ADDR", "203.0.113.77"),
-        ("REMOTE_PORT", "51234"),
-        ("GATEWAY_INTERFACE", "CGI/1.1"),
-        ("SERVER_SOFTWARE", "fcgiproxy"),
-        ("REQUEST_SCHEME", "https"),
-        ("HTTPS", "on"),
-        ("REDIRECT_STATUS", "200"),
-        ("HTTP_HOST", "www.example.com"),
-        ("HTTP_USER_AGENT", "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"),
-        ("HTTP_ACCEPT", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-        ("HTTP_ACCEPT_LANGUAGE", "en-US,en;q=0.5"),
-        ("HTTP_ACCEPT_ENCODING", "gzip, deflate, br, zstd"),
-        ("HTTP_REFERER", "https://www.example.com/blog/"),
-        ("HTTP_COOKIE", "PHPSESSID=3f1c0a9e8b7d6c5b4a39281706f5e4d3; theme=dark; consent=1"),
-        ("HTTP_UPGRADE_INSECURE_REQUESTS", "1"),
-        ("HTTP_SEC_FETCH_DEST", "document"),
-        ("HTTP_SEC_FETCH_MODE", "navigate"),
-    ]
-
-    static let cgiHead: ByteBuffer = {
-        var buffer = ByteBuffer()
-        buffer.writeString(
-            "Status: 200 OK\r\n"
-                + "X-Powered-By: PHP/8.2.29\r\n"
-                + "Content-Type: text/html; charset=UTF-8\r\n"
-                + "Set-Cookie: PHPSESSID=3f1c0a9e8b7d6c5b4a39281706f5e4d3; path=/; HttpOnly\r\n"
-                + "Cache-Control: no-store, no-cache, must-revalidate\r\n"
-                + "Pragma: no-cache\r\n"
-                + "Content-Length: 5120\r\n"
-                + "\r\n"
-                + "<!DOCTYPE html><html><head><title>Blog</title></head><body>"
-        )
-        return buffer
-    }()
 }

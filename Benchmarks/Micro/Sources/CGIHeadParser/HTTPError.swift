@@ -1,1 +1,0 @@
-../../../../Sources/ProxyCore/HTTPError.swift

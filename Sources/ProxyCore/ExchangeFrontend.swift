@@ -1,0 +1,44 @@
+import NIOCore
+import NIOHTTP1
+
+/// The client side of an ``Exchange``: one HTTP/1.1 connection, or one HTTP/2 stream.
+///
+/// The exchange decides *what* the response is (status, fields, whether a body follows) and
+/// when bytes may flow; the front end decides *how* it goes on the wire: status line or
+/// HEADERS frame, chunked or length-delimited framing, connection persistence. This keeps the
+/// request path (routing, CGI mapping, pools, streaming, limits) one piece of code for every
+/// protocol.
+///
+/// All calls happen on the connection's event loop.
+protocol ExchangeFrontend: AnyObject {
+    var shared: ProxyContext { get }
+    var resources: LoopResources { get }
+    var connectionInfo: ConnectionInfo { get }
+    var allocator: ByteBufferAllocator { get }
+    /// Whether the client takes more response bytes now (backpressure towards the backend).
+    var isWritable: Bool { get }
+    /// The connection (or stream) ends after the current response.
+    var willClose: Bool { get }
+
+    /// Stops delivering request body parts until ``resumeReading()``.
+    func pauseReading()
+    func resumeReading()
+
+    /// `100 Continue`, for a request that asked for it before sending its body.
+    func sendContinue()
+    /// Starts the response. `hasBody` is false for HEAD requests and statuses without content;
+    /// `firstBody` is the part of the body that arrived with the head (may be empty).
+    func writeResponseHead(_ head: CGIResponseHead, request: HTTPRequestHead, hasBody: Bool, firstBody: ByteBuffer)
+    /// Writes response body bytes (never empty); framing is the front end's business.
+    func writeResponseBody(_ data: ByteBuffer)
+    func flush()
+    /// A complete small response for an error the proxy decided; the caller then calls
+    /// ``finish(_:keepAlive:)``. Returns the body bytes written (for the access log).
+    func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, keepAlive: Bool, isHead: Bool) -> Int
+    /// Ends the exchange's response cleanly. Must be the exchange's last call.
+    func finish(_ exchange: Exchange, keepAlive: Bool)
+    /// Ends it without a clean end: the client must see a truncated response.
+    func abort(_ exchange: Exchange)
+    /// The connection must close after the current response (set before its head).
+    func closeAfterCurrentResponse()
+}
