@@ -306,7 +306,12 @@ extension Integration {
             let fixture = try await Fixture.shared()
             let dir = try TempDir("fcgiproxy-user")
             let port = try Net.freePort()
-            let demo = Spawn.demoBinary
+            // nobody must be able to execute the worker: the checkout may sit in a folder only root
+            // can enter (a `mktemp -d` clone is 0700), so the binary is copied to one it can.
+            chmod(dir.path, 0o755)
+            let demo = dir.path + "/fcgi-demo"
+            try FileManager.default.copyItem(atPath: Spawn.demoBinary, toPath: demo)
+            chmod(demo, 0o755)
             let ini = Self.ini(ports: [port], backend: fixture.php.socketPath, generation: "one", extraServer: "user = nobody\ngroup = nogroup")
                 + """
 
