@@ -126,5 +126,89 @@ extension Integration {
             // The proxy's own listener does not serve /metrics: it is routed to PHP like any path.
             #expect(try await Curl.run([front.url("/metrics")]).status == 404)
         }
+
+        /// The INI of ``countersSurviveReloads()``: one pool, routes in order, an access log.
+        private static func reloadINI(
+            port: Int, metricsPort: Int, backend: String, accessLog: String, pool: String, routes: [String], extra: String = ""
+        ) -> String {
+            var ini = """
+                [server]
+                listen = 127.0.0.1:\(port)
+                threads = 2
+                metrics = 127.0.0.1:\(metricsPort)
+                access_log = \(accessLog)
+                \(extra)
+
+                [pool:\(pool)]
+                backend = unix:\(backend)
+
+                """
+            for route in routes {
+                // The last route takes every path; the others only their own prefix.
+                let match = route == routes.last ? "/" : "/\(route)/"
+                ini += "[route:\(route)]\nmatch = \(match)\npool = \(pool)\nroot = \(Paths.phpRoot)\n\n"
+            }
+            return ini
+        }
+
+        private static func lines(_ path: String) -> [Substring] {
+            ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n")
+        }
+
+        @Test("SIGHUP renames a route, adds one and replaces the pool: counters keep counting by name, removed names keep their values, reloads_total moves; access_log moves to a new file")
+        func countersSurviveReloads() async throws {
+            let fixture = try await Fixture.shared()
+            let dir = try TempDir("fcgiproxy-metrics-reload")
+            let (port, metricsPort) = (try Net.freePort(), try Net.freePort())
+            let (logA, logB) = (dir.file("a.log"), dir.file("b.log"))
+            func ini(accessLog: String, pool: String, routes: [String], extra: String = "") -> String {
+                Self.reloadINI(
+                    port: port, metricsPort: metricsPort, backend: fixture.php.socketPath, accessLog: accessLog, pool: pool,
+                    routes: routes, extra: extra)
+            }
+            let proxy = try Reload.Harness(dir, ini: ini(accessLog: logA, pool: "php", routes: ["old"]))
+            defer { proxy.process.stop() }
+            try #require(await Net.waitUntilAccepting(port: port, timeout: .seconds(15)) { proxy.process.isRunning }, "log:\n\(proxy.log())")
+            for _ in 0..<3 {
+                #expect(try await Curl.run(["http://127.0.0.1:\(port)/status.php?code=200"]).status == 200)
+            }
+            let first = try await Self.scrape(port: metricsPort, dir: dir)
+            #expect(Self.value(first, "fcgiproxy_requests_total", ["route": "old", "code": "2xx"]) == 3)
+            #expect(Self.value(first, "fcgiproxy_backend_requests_total", ["pool": "php"]) == 3)
+            #expect(Self.value(first, "fcgiproxy_reloads_total", ["result": "success"]) == 0)
+
+            // "old" becomes "new" (still the catch-all), "extra" comes first, pool "php" becomes
+            // "php2" (the old one drains and is dropped), and the access log moves to b.log.
+            try await proxy.reload(ini(accessLog: logB, pool: "php2", routes: ["extra", "new"]))
+            for _ in 0..<2 {
+                #expect(try await Curl.run(["http://127.0.0.1:\(port)/status.php?code=200"]).status == 200)
+            }
+            #expect(try await Curl.run(["http://127.0.0.1:\(port)/extra/none.php"]).status == 404)
+            // A broken file: counted as a failure, nothing else changes.
+            try await proxy.reload(ini(accessLog: logB, pool: "php2", routes: ["extra", "new"], extra: "bogus = 1"))
+            #expect(try await Curl.run(["http://127.0.0.1:\(port)/status.php?code=200"]).status == 200)
+
+            let second = try await Self.scrape(port: metricsPort, dir: dir)
+            #expect(Self.value(second, "fcgiproxy_requests_total", ["route": "old", "code": "2xx"]) == 3, "a removed route keeps its count")
+            #expect(Self.value(second, "fcgiproxy_requests_total", ["route": "new", "code": "2xx"]) == 3)
+            #expect(Self.value(second, "fcgiproxy_requests_total", ["route": "extra", "code": "4xx"]) == 1)
+            #expect(Self.value(second, "fcgiproxy_request_duration_seconds_count", ["route": "old"]) == 3)
+            #expect(Self.value(second, "fcgiproxy_request_duration_seconds_count", ["route": "new"]) == 3)
+            #expect(Self.value(second, "fcgiproxy_backend_requests_total", ["pool": "php"]) == 3, "a retired pool keeps its count")
+            #expect(Self.value(second, "fcgiproxy_backend_requests_total", ["pool": "php2"]) == 3)
+            #expect(Self.value(second, "fcgiproxy_fastcgi_end_requests_total", ["pool": "php2", "status": "request_complete"]) == 3)
+            let accepted = { (samples: [Sample]) in Self.value(samples, "fcgiproxy_client_connections_accepted_total") ?? -1 }
+            #expect(accepted(second) - accepted(first) == 4, "one connection per curl after the first scrape")
+            #expect(Self.value(second, "fcgiproxy_reloads_total", ["result": "success"]) == 1)
+            #expect(Self.value(second, "fcgiproxy_reloads_total", ["result": "failure"]) == 1)
+
+            // The old log got the first three lines (handed over at the reload), the new one the rest.
+            #expect(await proxy.stop() == 0, "log:\n\(proxy.log())")
+            let a = Self.lines(logA)
+            let b = Self.lines(logB)
+            #expect(a.count == 3 && a.allSatisfy { $0.contains("GET /status.php?code=200 ") }, "\(a)")
+            #expect(b.count == 4, "\(b)")
+            #expect(b.filter { $0.contains(" 404 ") }.count == 1, "\(b)")
+        }
     }
 }
