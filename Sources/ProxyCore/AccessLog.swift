@@ -46,7 +46,13 @@ public final class AccessLog: Sendable {
         let fd = self.fd
         let failure: AccessLogError? = await withCheckedContinuation { continuation in
             writer.enqueue(
-                .run {
+                .run { stopped in
+                    // A stopped writer closed (or is closing) the file: its number may be another
+                    // descriptor's by now, so no dup2 onto it.
+                    guard !stopped else {
+                        continuation.resume(returning: nil)
+                        return
+                    }
                     let opened = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
                     guard opened >= 0 else {
                         continuation.resume(returning: AccessLogError(path: path, errno: errno))

@@ -10,8 +10,9 @@ import NIOCore
 final class AccessLogWriter: @unchecked Sendable {
     enum Job {
         case write(ByteBuffer)
-        /// Runs on the writer thread between two writes (reopen, barrier).
-        case run(@Sendable () -> Void)
+        /// Runs on the writer thread between two writes (reopen, barrier) with `false`; queued
+        /// after the writer stopped, runs at once with `true` (the descriptor may be closed).
+        case run(@Sendable (_ stopped: Bool) -> Void)
         case stop
     }
 
@@ -41,7 +42,7 @@ final class AccessLogWriter: @unchecked Sendable {
         if stopped {
             // Nothing writes any more; a barrier or reopen must not wait for a thread that is gone.
             condition.unlock()
-            if case .run(let body) = job { body() }
+            if case .run(let body) = job { body(true) }
             return
         }
         jobs.append(job)
@@ -54,7 +55,7 @@ final class AccessLogWriter: @unchecked Sendable {
     /// Waits until every job queued before this call has run.
     func barrier() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            enqueue(.run { continuation.resume() })
+            enqueue(.run { _ in continuation.resume() })
         }
     }
 
@@ -114,7 +115,7 @@ final class AccessLogWriter: @unchecked Sendable {
                 case .write(let buffer):
                     writeAll(buffer)
                 case .run(let body):
-                    body()
+                    body(false)
                 case .stop:
                     if closesDescriptor { Glibc.close(fd) }
                     return
