@@ -72,6 +72,11 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// For the access log.
     private var responseStatus = 0
     private var bytesSent = 0
+    /// For the access log and metrics: head received; backend lease to END_REQUEST.
+    private let startTime = NIODeadline.now()
+    private var upstreamStart: NIODeadline?
+    private var upstreamEnd: NIODeadline?
+    private var backendIndex: Int?
 
     private var shared: ProxyContext { generation.context }
     private var server: ServerConfig { generation.context.configuration.server }
@@ -165,11 +170,12 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         guard let route = shared.router.route(path: requestPath.path, host: host) else {
             throw HTTPError(404, "no route for \(requestPath.path)")
         }
+        // Set before the script check: its 404 counts under the route (metrics).
+        self.route = route
         let script = try shared.scriptResolver.resolve(path: requestPath.path, route: route)
         guard let poolIndex = shared.poolIndex(named: route.pool) else {
             throw HTTPError(500, "route \(route.name) names unknown pool \(route.pool)")
         }
-        self.route = route
         self.poolIndex = poolIndex
 
         let contentLength: Int?
@@ -320,6 +326,8 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             return
         }
         self.connection = connection
+        if upstreamStart == nil { upstreamStart = .now() }
+        backendIndex = connection.backendIndex
         responseState = .waitingForHead(CGIResponseHeadParser())
         receivedStdout = false
         let readTimeout = TimeAmount(shared.pools[poolIndex].config.readTimeout)
@@ -542,6 +550,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     func backendStderr(_ data: ByteBuffer) {
         stderrLines += 1
+        frontend.resources.metrics.recordStderrLine(pool: generation.recording.poolSlots[poolIndex])
         if stderrLines > Self.maxStderrLinesPerRequest {
             if stderrLines == Self.maxStderrLinesPerRequest + 1 {
                 shared.logger.warning("backend stderr: further messages of this request suppressed", metadata: logMetadata)
@@ -556,6 +565,8 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     func backendEnded(appStatus: UInt32) {
+        upstreamEnd = .now()
+        frontend.resources.metrics.recordEndRequest(pool: generation.recording.poolSlots[poolIndex], protocolStatus: 0)
         let connection = self.connection
         self.connection = nil
         // The connection tells the pool that the slot is free; we only say whether the
@@ -586,6 +597,11 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     func backendFailed(_ error: BackendError) {
+        upstreamEnd = .now()
+        if case .rejected(let protocolStatus) = error {
+            frontend.resources.metrics.recordEndRequest(
+                pool: generation.recording.poolSlots[poolIndex], protocolStatus: Int(protocolStatus))
+        }
         let connection = self.connection
         self.connection = nil
         guard let ticket else { return }
@@ -743,11 +759,21 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     private func logAccess() {
-        shared.accessLog?.log(
-            remoteAddress: frontend.connectionInfo.remoteAddress,
-            head: head,
-            status: responseStatus,
-            bytesSent: bytesSent
+        frontend.resources.exchangeEnded(
+            ExchangeRecord(
+                remoteAddress: frontend.connectionInfo.remoteAddress,
+                head: head,
+                status: responseStatus,
+                bodyBytesIn: bodyReceived,
+                bodyBytesOut: bytesSent,
+                route: route.map { ($0.line, $0.name) },
+                pool: route == nil ? nil : poolIndex,
+                backend: backendIndex,
+                start: startTime,
+                upstreamStart: upstreamStart,
+                upstreamEnd: upstreamEnd
+            ),
+            in: generation
         )
     }
 

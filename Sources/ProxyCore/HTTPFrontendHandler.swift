@@ -234,12 +234,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, ExchangeFrontend {
             let bytes = writeSimpleResponse(httpError, version: .http1_1, keepAlive: false, isHead: false)
             responseChunked = false
             // No head was parsed: log what nginx logs for such lines, a placeholder request.
-            shared.accessLog?.log(
-                remoteAddress: connectionInfo.remoteAddress,
-                head: HTTPRequestHead(version: .http1_1, method: .RAW(value: "-"), uri: "-"),
-                status: httpError.status,
-                bytesSent: bytes
-            )
+            resources.requestRejected(remoteAddress: connectionInfo.remoteAddress, status: httpError.status, bytesSent: bytes)
             closeAfterFlush(context)
         }
     }

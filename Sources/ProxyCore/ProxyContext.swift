@@ -87,7 +87,8 @@ extension SocketAddress {
 }
 
 /// What one event loop owns: the configuration generation it serves new requests with (and so
-/// its connection pools). Only touched on that loop.
+/// its connection pools), its counters, and the access log buffer of each generation. Only
+/// touched on that loop.
 final class LoopResources {
     let eventLoop: any EventLoop
     /// This loop's place among the loops, to split `max_conns`.
@@ -96,13 +97,24 @@ final class LoopResources {
     /// Read by each request when it starts; replaced on this loop by a reload. Requests that
     /// started earlier keep the generation they read.
     var current: ProxyGeneration
+    /// This loop's counters, by metric slot (`LoopResources+Recording.swift` fills them, a
+    /// scrape sums them).
+    var metrics: LoopMetrics
+    /// Pools a reload retired that still drain (their counters still move), with their slot.
+    var retiringPools: [(slot: Int, pool: FastCGIConnectionPool)] = []
+    /// Last counters of retired pools once drained, by pool slot: totals never go back.
+    var retiredPoolCounters: [FastCGIPoolStateMachine.Counters.Pool] = []
 
     /// `shard` of `shardCount`: this loop's place among the loops, to split `max_conns`.
-    init(context: ProxyContext, eventLoop: any EventLoop, shard: Int = 0, shardCount: Int = 1) {
+    /// `recording`: the slots of the first generation (own slots when nil).
+    init(context: ProxyContext, eventLoop: any EventLoop, shard: Int = 0, shardCount: Int = 1, recording: RecordingTables? = nil) {
+        let recording = recording ?? RecordingTables(context: context)
         self.eventLoop = eventLoop
         self.shard = shard
         self.shardCount = shardCount
-        self.current = ProxyGeneration(number: 1, context: context, eventLoop: eventLoop, shard: shard, shardCount: shardCount)
+        self.metrics = LoopMetrics(routeSlots: recording.routeSlotCount, poolSlots: recording.poolSlotCount)
+        self.current = ProxyGeneration(
+            number: 1, context: context, eventLoop: eventLoop, shard: shard, shardCount: shardCount, recording: recording)
     }
 
     /// The pools of the current generation.

@@ -13,6 +13,13 @@ final class ProxyGeneration {
     let context: ProxyContext
     /// Parallel to `context.pools`.
     let pools: [FastCGIConnectionPool]
+    /// This generation's route and pool indices → metric slots, upstream names.
+    let recording: RecordingTables
+    /// This loop's lines for `context.accessLog` (nil when off). The previous generation's
+    /// buffer when the log is the same object (a reload that left `access_log` alone); a new
+    /// one otherwise, and the old buffer, still used by requests of older generations, hands
+    /// its lines over on its timer and lets its log go (and close) with the last of them.
+    let accessLogBuffer: AccessLogBuffer?
 
     /// `previous`: the generation this one replaces; the shards of pools it carries over
     /// unchanged (`reusedPools`: new index → old index) are taken as they are, with their
@@ -23,11 +30,18 @@ final class ProxyGeneration {
         eventLoop: any EventLoop,
         shard: Int,
         shardCount: Int,
+        recording: RecordingTables,
         previous: ProxyGeneration? = nil,
         reusedPools: [Int: Int] = [:]
     ) {
         self.number = number
         self.context = context
+        self.recording = recording
+        if let previous, previous.context.accessLog === context.accessLog {
+            self.accessLogBuffer = previous.accessLogBuffer
+        } else {
+            self.accessLogBuffer = context.accessLog.map { AccessLogBuffer(log: $0, eventLoop: eventLoop) }
+        }
         self.pools = context.pools.enumerated().map { index, pool in
             if let previous, let old = reusedPools[index] {
                 return previous.pools[old]
@@ -47,6 +61,8 @@ final class ProxyGeneration {
     /// reuses). `whenDrained` runs on this loop once all of them hold no request and no
     /// connection.
     func retire(keeping kept: Set<Int>, whenDrained: @escaping () -> Void) {
+        // Whatever this loop still holds for our log goes out now, not 100 ms later.
+        accessLogBuffer?.handOff()
         var left = 0
         for index in pools.indices where !kept.contains(index) {
             left += 1

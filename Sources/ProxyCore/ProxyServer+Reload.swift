@@ -63,23 +63,25 @@ extension ProxyServer {
         }
         let reused = plan.reusedPools
         let kept = Set(reused.values)
+        // New route and pool names get metric slots; known names keep theirs.
+        let recording = metricsExporter.register(newContext)
         var drained: [EventLoopFuture<Void>] = []
         for box in resources {
             let loop = box.eventLoop
             let promise = loop.makePromise(of: Void.self)
             try await loop.submit {
                 let resources = box.value
-                let previous = resources.current
-                resources.current = ProxyGeneration(
+                let generation = ProxyGeneration(
                     number: number,
                     context: newContext,
                     eventLoop: loop,
                     shard: resources.shard,
                     shardCount: resources.shardCount,
-                    previous: previous,
+                    recording: recording,
+                    previous: resources.current,
                     reusedPools: reused
                 )
-                previous.retire(keeping: kept) { promise.succeed() }
+                resources.install(generation, keptPools: kept) { promise.succeed() }
             }.get()
             drained.append(promise.futureResult)
         }

@@ -21,6 +21,11 @@ public final class ProxyServer: Sendable {
     let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
     let resources: [NIOLoopBound<LoopResources>]
+    /// Feeds the Prometheus registry from the loops' counters and owns the name → slot tables
+    /// that keep counters apart across reloads (ProxyServer+Metrics.swift).
+    let metricsExporter: MetricsExporter
+    /// The `metrics` listener, closed with the others at shutdown.
+    let metricsChannel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
     /// Open listeners with the `listen` line each serves.
     let listeners: NIOLockedValueBox<[Listener]> = NIOLockedValueBox([])
     let connections = ShutdownConnectionTracker()
@@ -38,12 +43,17 @@ public final class ProxyServer: Sendable {
         let threads = context.configuration.server.threads ?? System.coreCount
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.ownsGroup = group == nil
+        let metricsExporter = MetricsExporter()
+        self.metricsExporter = metricsExporter
+        let recording = metricsExporter.register(context)
         var resources: [NIOLoopBound<LoopResources>] = []
         let loops = Array(self.group.makeIterator())
         for (shard, loop) in loops.enumerated() {
             // Created on their own loop so their futures and timers stay there.
             let box = try! loop.submit {
-                NIOLoopBound(LoopResources(context: context, eventLoop: loop, shard: shard, shardCount: loops.count), eventLoop: loop)
+                NIOLoopBound(
+                    LoopResources(context: context, eventLoop: loop, shard: shard, shardCount: loops.count, recording: recording),
+                    eventLoop: loop)
             }.wait()
             resources.append(box)
         }
@@ -73,7 +83,8 @@ public final class ProxyServer: Sendable {
     /// Client connections open right now (a lock and a count: cheap enough for status lines).
     public var connectionCount: Int { connections.count }
 
-    /// Binds every `listen` address. Returns the bound addresses (port 0 becomes the real port).
+    /// Binds the `metrics` listener, if any, then every `listen` address. Returns the bound
+    /// `listen` addresses (port 0 becomes the real port).
     ///
     /// `inheritedSockets` (systemd socket activation) are used instead of binding for the
     /// `listen` lines whose address they carry; the others are bound as usual. An inherited
@@ -99,6 +110,10 @@ public final class ProxyServer: Sendable {
                 "inherited socket \(socket)\(kind) matches no listen line in \(context.configuration.sourceName); closing it (listen lines: \(listeners.map { $0.address.description }.joined(separator: ", ")))"
             )
             close(socket.descriptor)
+        }
+        // First, so that it answers as soon as clients can connect.
+        if let channel = try await startMetricsListener() {
+            metricsChannel.withLockedValue { $0 = channel }
         }
         var bound: [SocketAddress] = []
         for (index, listen) in listeners.enumerated() {
@@ -137,6 +152,9 @@ public final class ProxyServer: Sendable {
         for listener in listeners {
             try? await listener.channel.close()
         }
+        if let channel = metricsChannel.withLockedValue({ $0 }) {
+            try? await channel.close()
+        }
         let context = self.context
         let loop = group.next()
         let drained = loop.makePromise(of: Void.self)
@@ -150,6 +168,8 @@ public final class ProxyServer: Sendable {
         }
         try? await drained.futureResult.get()
         deadline.cancel()
+        // Every response has ended: no line of theirs may stay in a loop's buffer.
+        await flushAccessLog()
         if ownsGroup {
             try await group.shutdownGracefully()
         }
@@ -208,6 +228,7 @@ public final class ProxyServer: Sendable {
                 // certificate (a reload loads them anew); each request reads the generation
                 // again when it starts.
                 let resources = loopResources.value
+                resources.metrics.connectionsAccepted += 1
                 try Self.configureClientPipeline(channel, context: resources.current.context, resources: resources, tls: tls)
             }
         }

@@ -131,11 +131,13 @@ struct FCGIProxyCommand: AsyncParsableCommand {
         signal(SIGUSR1, SIG_IGN)
         let reopenSource = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
         reopenSource.setEventHandler { [server] in
-            do {
-                try server.context.accessLog?.reopen()
-                logger.info("SIGUSR1: access log reopened")
-            } catch {
-                logger.error("SIGUSR1: \(error)")
+            Task {
+                do {
+                    try await server.reopenAccessLog()
+                    logger.info("SIGUSR1: access log reopened")
+                } catch {
+                    logger.error("SIGUSR1: \(error)")
+                }
             }
         }
         reopenSource.resume()

@@ -48,6 +48,7 @@ final class Reloader: Sendable {
                 logger.error("reload: \(line)")
             }
             logger.error("reload failed: the running configuration stays in force")
+            server.recordReload(success: false)
             return
         }
         let running = server.context
@@ -62,6 +63,7 @@ final class Reloader: Sendable {
         } catch {
             logger.error("reload: \(configPath): cannot start workers: \(error)")
             logger.error("reload failed: the running configuration stays in force")
+            server.recordReload(success: false)
             return
         }
         let result: ProxyServer.ReloadResult
@@ -71,6 +73,7 @@ final class Reloader: Sendable {
         } catch {
             logger.error("reload: \(configPath): \(error)")
             logger.error("reload failed: the running configuration stays in force")
+            server.recordReload(success: false)
             await workers.abandon(change)
             return
         }
@@ -79,9 +82,11 @@ final class Reloader: Sendable {
         } catch {
             logger.error("reload: starting workers: \(error)")
         }
+        server.recordReload(success: true)
         let plan = result.plan
         logger.info("reload \(result.generation): \(plan.summary)")
         if !plan.restartOnlyKeys.isEmpty {
+            // `metrics` is one of them: its listener is bound once, at start.
             logger.warning("reload \(result.generation): \(plan.restartOnlyKeys.joined(separator: ", ")) changed but take effect only after a restart")
         }
         retired.withLockedValue { retired in

@@ -13,16 +13,22 @@ extension Integration {
             var bytes: Int
             var referer: String
             var userAgent: String
+            var upstream: String
+            /// nil for `-` (no backend asked).
+            var upstreamTime: Double?
+            var requestTime: Double
         }
 
-        /// `remote - - [time] "request" status bytes "referer" "user-agent"`
+        /// `remote - - [time] "request" status bytes "referer" "user-agent" "upstream" upstream_time request_time`
         private static func parse(_ line: Substring) -> Line? {
-            let pattern = #/^(\S+) - - \[([^\]]+)\] "([^"]*)" (\d{3}) (\d+) "([^"]*)" "([^"]*)"$/#
+            let pattern =
+                #/^(\S+) - - \[([^\]]+)\] "([^"]*)" (\d{3}) (\d+) "([^"]*)" "([^"]*)" "([^"]*)" (-|\d+\.\d{3}) (\d+\.\d{3})$/#
             guard let m = try? pattern.wholeMatch(in: line) else { return nil }
-            guard let status = Int(m.output.4), let bytes = Int(m.output.5) else { return nil }
+            guard let status = Int(m.output.4), let bytes = Int(m.output.5), let requestTime = Double(m.output.10) else { return nil }
             return Line(
                 remote: String(m.output.1), time: String(m.output.2), request: String(m.output.3),
-                status: status, bytes: bytes, referer: String(m.output.6), userAgent: String(m.output.7))
+                status: status, bytes: bytes, referer: String(m.output.6), userAgent: String(m.output.7),
+                upstream: String(m.output.8), upstreamTime: Double(m.output.9), requestTime: requestTime)
         }
 
         /// The file's lines once it has `count` (waits up to 3 s: the line is written after the
@@ -71,6 +77,13 @@ extension Integration {
             #expect(b.bytes == 1024 * 1024)
             #expect(b.referer == "-")
             #expect(b.userAgent == "itest-agent/2.0")
+            // Both went to PHP-FPM: its socket, and an upstream time within the request time.
+            let socket = try await Fixture.shared().php.socketPath
+            for line in [a, b] {
+                #expect(line.upstream == "unix:\(socket)")
+                let upstreamTime = try #require(line.upstreamTime)
+                #expect(upstreamTime <= line.requestTime)
+            }
             // A file target, so nothing of it on stderr.
             #expect(!front.log().contains("\"GET /status.php?code=201 HTTP/1.1\""))
         }
@@ -90,6 +103,41 @@ extension Integration {
             let line = try #require(lines.first.flatMap { Self.parse($0) }, "\(lines)")
             #expect(line.status == 404)
             #expect(line.bytes == r.body.count, "logged \(line.bytes), sent \(r.body.count)")
+            // The proxy answered alone: no upstream.
+            #expect(line.upstream == "-")
+            #expect(line.upstreamTime == nil)
+        }
+
+        /// `sleep.php` takes a second: upstream and request time show it (milliseconds).
+        @Test func timesMeasureTheBackend() async throws {
+            let dir = try TempDir("fcgiproxy-access")
+            let path = dir.file("access.log")
+            let front = try await Fixture.extraFrontEnd { $0.extraServerINI = "access_log = \(path)" }
+            defer { front.stop() }
+            #expect(try await Curl.run([front.url("/sleep.php?s=1")]).status == 200)
+            let lines = try await lines(of: path, count: 1)
+            let line = try #require(lines.first.flatMap { Self.parse($0) }, "\(lines)")
+            let upstreamTime = try #require(line.upstreamTime)
+            #expect(upstreamTime >= 1.0 && upstreamTime < 5, "\(line)")
+            #expect(line.requestTime >= upstreamTime, "\(line)")
+        }
+
+        /// Lines wait in per-loop buffers (up to 100 ms): a graceful stop writes them all.
+        @Test func gracefulStopLosesNoLine() async throws {
+            let dir = try TempDir("fcgiproxy-access")
+            let path = dir.file("access.log")
+            let front = try await Fixture.extraFrontEnd { $0.extraServerINI = "access_log = \(path)" }
+            let count = 30
+            for index in 0..<count {
+                #expect(try await Curl.run([front.url("/status.php?code=200&n=\(index)")]).status == 200)
+            }
+            front.stop()
+            #expect(!front.isRunning)
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            let logged = Set(text.split(separator: "\n").compactMap { Self.parse($0)?.request })
+            let expected = Set((0..<count).map { "GET /status.php?code=200&n=\($0) HTTP/1.1" })
+            #expect(expected.subtracting(logged).isEmpty, "lost: \(expected.subtracting(logged).sorted())")
+            #expect(logged.count == count)
         }
 
         /// Client text cannot break the line format (quotes and control bytes are escaped).
