@@ -61,9 +61,7 @@ struct FCGIProxyCommand: AsyncParsableCommand {
 
         let level = Logger.Level(configName: configuration.server.logLevel)
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            ErrorLogHandler(label: label, level: level)
         }
         let logger = Logger(label: "fcgiproxy")
         // Caught before anything starts, so that a stop request during start-up is not lost.

@@ -87,6 +87,30 @@ extension Integration {
             #expect(log().contains("open file limit"), "no open file limit line in:\n\(log())")
         }
 
+        @Test("Under journald (JOURNAL_STREAM set): error log lines carry <N> priorities and no time of their own")
+        func journalFormat() async throws {
+            let dir = try TempDir("fcgiproxy-journal")
+            let port = try Net.freePort()
+            let config = try dir.write("proxy.ini", Self.ini(port: port, backend: dir.file("nobody.sock")))
+            let (proxy, logPath) = try Self.launch(dir, "/usr/bin/env", ["JOURNAL_STREAM=8:12345", try Self.binary(), "--config", config])
+            defer { proxy.stop() }
+            let log = { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+            for _ in 0..<500 where !log().contains(" ready") {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            // A request to the missing backend logs an error (priority 3).
+            _ = try await Curl.run(["--max-time", "10", "http://127.0.0.1:\(port)/"])
+            for _ in 0..<200 where !log().contains("<3>") {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let lines = log().split(separator: "\n")
+            #expect(lines.contains { $0.hasPrefix("<6>info fcgiproxy: ") && $0.contains(" ready") }, "log:\n\(log())")
+            #expect(lines.contains { $0.hasPrefix("<3>error fcgiproxy: ") }, "log:\n\(log())")
+            // Every line is "<N>level label: …": a priority, and no time of our own (journald adds it).
+            let shape = try Regex("^<[0-7]>(trace|debug|info|notice|warning|error|critical) ")
+            #expect(lines.allSatisfy { $0.firstMatch(of: shape) != nil }, "a line of another shape (or split in two):\n\(log())")
+        }
+
         @Test("sd_notify to an abstract socket (@name), and WATCHDOG=1 pings at half of WATCHDOG_USEC")
         func abstractSocketAndWatchdog() async throws {
             let dir = try TempDir("fcgiproxy-watchdog")
