@@ -312,7 +312,13 @@ extension Integration {
             let demo = dir.path + "/fcgi-demo"
             try FileManager.default.copyItem(atPath: Spawn.demoBinary, toPath: demo)
             chmod(demo, 0o755)
+            // Likewise the PHP scripts: as nobody the proxy checks that the script exists, and
+            // PHP-FPM (root here) reads it from the same path.
+            let phpRoot = dir.path + "/php"
+            try FileManager.default.copyItem(atPath: Paths.phpRoot, toPath: phpRoot)
+            _ = try await ChildProcess.run("/bin/chmod", ["-R", "a+rX", phpRoot])
             let ini = Self.ini(ports: [port], backend: fixture.php.socketPath, generation: "one", extraServer: "user = nobody\ngroup = nogroup")
+                .replacingOccurrences(of: "root = \(Paths.phpRoot)", with: "root = \(phpRoot)")
                 + """
 
                 [pool:demo]
