@@ -64,7 +64,8 @@ extension Integration {
             try Data(bytes).write(to: URL(fileURLWithPath: file))
             let octets = ["-H", "Content-Type: application/octet-stream"]
             let one = try await Curl.run(octets + ["--data-binary", "@\(file)", fixture.url("/post.php")])
-            let withLength = try await Curl.run(Self.h2c + octets + ["--data-binary", "@\(file)", fixture.url("/post.php")])
+            let withLength = try await Curl.run(Self.h2c + octets + ["-v", "--data-binary", "@\(file)", fixture.url("/post.php")])
+            #expect(withLength.stderr.lowercased().contains("content-length: \(bytes.count)"), "\(withLength.stderr)")
             // `Content-Length:` with no value: curl sends none, the body is DATA until END_STREAM.
             let withoutLength = try await Curl.run(
                 Self.h2c + octets + ["-v", "-H", "Content-Length:", "--data-binary", "@\(file)", fixture.url("/post.php")])
@@ -155,6 +156,35 @@ extension Integration {
                 try await Task.sleep(for: .milliseconds(25))
             }
             #expect(!front.isRunning, "still running after its last stream ended")
+        }
+
+        @Test func nghttpVerboseWorks() async throws {
+            let tool = "/usr/bin/nghttp"
+            guard FileManager.default.isExecutableFile(atPath: tool) else {
+                print("skipped: \(tool) is missing (apt-get install nghttp2-client)")
+                return
+            }
+            let fixture = try await Fixture.shared()
+            let r = try await ChildProcess.run(tool, ["-v", fixture.url("/status.php?code=202")], timeout: .seconds(30))
+            let out = r.stdoutText
+            #expect(r.exitCode == 0, "\(out)\n\(r.stderrText)")
+            #expect(out.contains(":status: 202"), "\(out)")
+            #expect(out.contains("status 202"), "\(out)")
+            #expect(out.contains("send GOAWAY frame"), "\(out)")
+        }
+
+        @Test func swiftWorkerOverH2c() async throws {
+            let dir = try TempDir("fcgiproxy-h2-demo")
+            let worker = try await DemoWorker(unixSocketIn: dir)
+            defer { worker.stop() }
+            let front = try await Fixture.extraFrontEnd(backendSocket: worker.socketPath)
+            defer { front.stop() }
+            let two = try await Curl.run(Self.h2c + [front.url("/")])
+            #expect(two.status == 200, "\(two.stderr)")
+            #expect(two.text.contains("<tr><th>SERVER_PROTOCOL</th><td>HTTP/2.0</td></tr>"), "\(two.text)")
+            let one = try await Curl.run([front.url("/")])
+            #expect(one.status == 200)
+            #expect(one.text.contains("<tr><th>SERVER_PROTOCOL</th><td>HTTP/1.1</td></tr>"), "\(one.text)")
         }
 
         @Test func h2loadCompletesWithoutErrors() async throws {
