@@ -38,6 +38,7 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     private var closing = false
     private var closed = false
     private var goAwayTimer: Scheduled<Void>?
+    private var sendTimer: Scheduled<Void>?
 
     /// The delay between the shutdown notice (GOAWAY with the largest stream id) and the final
     /// GOAWAY, so that streams the client opened meanwhile are still served (RFC 9113 §6.8).
@@ -64,6 +65,8 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         goAwayTimer?.cancel()
         goAwayTimer = nil
+        sendTimer?.cancel()
+        sendTimer = nil
         self.context = nil
     }
 
@@ -89,7 +92,18 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { flushOutput() }
+        if context.channel.isWritable {
+            sendTimer?.cancel()
+            sendTimer = nil
+            flushOutput()
+        } else if sendTimer == nil {
+            // `send_timeout`, as for HTTP/1: a client that stops reading the socket would pin
+            // its streams' backend requests through backpressure for ever.
+            let channel = context.channel
+            sendTimer = context.eventLoop.scheduleTask(in: TimeAmount(shared.configuration.server.sendTimeout)) {
+                channel.close(promise: nil)
+            }
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -97,6 +111,8 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
         closed = true
         goAwayTimer?.cancel()
         goAwayTimer = nil
+        sendTimer?.cancel()
+        sendTimer = nil
         let streams = self.streams
         self.streams = [:]
         for stream in streams.values { stream.clientWentAway() }

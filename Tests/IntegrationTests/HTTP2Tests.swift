@@ -142,6 +142,30 @@ extension Integration {
             #expect(lines.contains("\"GET /status.php?code=200 HTTP/2.0\" 200"), "\(lines)")
         }
 
+        @Test func sendTimeoutClosesAClientThatStopsReading() async throws {
+            let dir = try TempDir("fcgiproxy-h2-send")
+            defer { try? FileManager.default.removeItem(atPath: dir.path) }
+            let log = dir.file("access.log")
+            let front = try await Fixture.extraFrontEnd { $0.extraServerINI = "access_log = \(log)\nsend_timeout = 1s" }
+            defer { front.stop() }
+            let conn = try RawHTTP(port: front.port)
+            // Windows wide open, then the client reads nothing: the socket fills up.
+            conn.send(
+                RawHTTP2.preface
+                    + RawHTTP2.frame(type: RawHTTP2.settings, flags: 0, streamID: 0, [0x00, 0x04, 0x7F, 0xFF, 0xFF, 0xFF])
+                    + RawHTTP2.frame(type: RawHTTP2.windowUpdate, flags: 0, streamID: 0, [0x7F, 0xFF, 0x00, 0x00])
+                    + RawHTTP2.get(streamID: 1, path: "/big.php?mb=256", authority: "127.0.0.1:\(front.port)"))
+            var lines = ""
+            for _ in 0..<400 where !lines.contains("/big.php") {
+                try await Task.sleep(for: .milliseconds(25))
+                lines = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            }
+            // Logged when the proxy closed the connection, long before 256 MiB were sent.
+            let big = lines.split(separator: "\n").first { $0.contains("\"GET /big.php?mb=256 HTTP/2.0\" 200 ") }
+            let queued = big.flatMap { $0.split(separator: " ").dropFirst(9).first }.flatMap { Int($0) }
+            #expect(queued.map { $0 < 128 * 1_048_576 } == true, "\(lines)")
+        }
+
         @Test func gracefulStopSendsGoAwayAndFinishesTheStreamInFlight() async throws {
             let front = try await Fixture.extraFrontEnd()
             defer { front.stop() }
