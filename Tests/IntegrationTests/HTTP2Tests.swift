@@ -84,6 +84,22 @@ extension Integration {
             #expect(try empty.json()["size"] as? Int == 0)
         }
 
+        @Test func emptyBodyWithoutContentLengthReachesPHPAsContentLengthZero() async throws {
+            let fixture = try await Fixture.shared()
+            let conn = try RawHTTP(port: fixture.port)
+            // HEADERS without END_STREAM nor content-length, then an empty DATA that ends the stream.
+            conn.send(
+                RawHTTP2.preface + RawHTTP2.frame(type: RawHTTP2.settings, flags: 0, streamID: 0, [])
+                    + RawHTTP2.request(streamID: 1, method: "POST", path: "/post.php", authority: "localhost", endStream: false)
+                    + RawHTTP2.frame(type: RawHTTP2.data, flags: RawHTTP2.endStream, streamID: 1, []))
+            let frames = RawHTTP2.frames(in: conn.readUntilClose(timeout: .seconds(2)).bytes).filter { $0.streamID == 1 }
+            let body = String(decoding: frames.filter { $0.type == RawHTTP2.data }.flatMap(\.payload), as: UTF8.self)
+            #expect(frames.last.map { $0.type == RawHTTP2.data && $0.flags & RawHTTP2.endStream != 0 } == true)
+            let json = try Util.json(Data(body.utf8))
+            #expect(json["size"] as? Int == 0, "\(body)")
+            #expect(json["content_length"] as? String == "0", "\(body)")
+        }
+
         @Test func tlsNegotiatesH2ByALPN() async throws {
             let files = try Integration.TLS.certificate.get()
             let front = try await Fixture.extraFrontEnd { options in

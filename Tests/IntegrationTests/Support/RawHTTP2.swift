@@ -30,15 +30,20 @@ enum RawHTTP2 {
 
     /// HEADERS (END_HEADERS, END_STREAM) for a GET.
     static func get(streamID: UInt32, path: String, authority: String) -> [UInt8] {
+        request(streamID: streamID, method: "GET", path: path, authority: authority, endStream: true)
+    }
+
+    /// HEADERS (END_HEADERS, and END_STREAM when `endStream`), no fields beyond the pseudo-headers.
+    static func request(streamID: UInt32, method: String, path: String, authority: String, endStream: Bool) -> [UInt8] {
         var block: [UInt8] = []
-        for (name, value) in [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", authority)] {
+        for (name, value) in [(":method", method), (":scheme", "http"), (":path", path), (":authority", authority)] {
             block.append(0x00)  // literal without indexing, new name
             block.append(UInt8(name.utf8.count))
             block += Array(name.utf8)
             block.append(UInt8(value.utf8.count))
             block += Array(value.utf8)
         }
-        return frame(type: headers, flags: endHeaders | endStream, streamID: streamID, block)
+        return frame(type: headers, flags: endHeaders | (endStream ? Self.endStream : 0), streamID: streamID, block)
     }
 
     static func reset(streamID: UInt32, errorCode: UInt32 = 8) -> [UInt8] {
