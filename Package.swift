@@ -106,6 +106,8 @@ let package = Package(
             name: "ProxyCore",
             dependencies: [
                 "FastCGI", "FastCGIClient", "ProxyConfig", "WorkerSupervisor",
+                // The HTTP/2 front end (HTTP2FrontendHandler) drives ProxyHTTP2's nghttp2 session.
+                .target(name: "ProxyHTTP2", condition: .when(traits: ["HTTP2"])),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

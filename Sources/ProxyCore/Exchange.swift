@@ -18,6 +18,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private var head: HTTPRequestHead
     private let isHead: Bool
     private let keepAliveRequested: Bool
+    /// A body follows whose length the head does not give (an HTTP/2 request without
+    /// content-length): buffered whole, as a chunked HTTP/1 body.
+    private let bodyWithoutLength: Bool
 
     private enum BodyMode {
         case none
@@ -97,8 +100,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         return count
     }
 
-    init(head: HTTPRequestHead, frontend: any ExchangeFrontend) {
+    init(head: HTTPRequestHead, frontend: any ExchangeFrontend, bodyWithoutLength: Bool = false) {
         self.head = head
+        self.bodyWithoutLength = bodyWithoutLength
         self.frontend = frontend
         self.generation = frontend.resources.current
         self.isHead = head.method == .HEAD
@@ -149,6 +153,10 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 throw HTTPError(413, "body of \(length) bytes over max_body_size", closeConnection: true)
             }
             if length > 0 { bodyMode = .contentLength(length) }
+        } else if bodyWithoutLength {
+            bodyMode = .chunked(
+                RequestBodyBuffer(memoryLimit: server.bodyBufferSize, tempDir: server.tempDir, allocator: frontend.allocator)
+            )
         }
         if head.version.major == 1, head.version.minor >= 1 {
             if Self.count(of: "host", in: head.headers) != 1 {

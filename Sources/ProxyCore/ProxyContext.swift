@@ -60,7 +60,8 @@ public struct ProxyContext: Sendable {
         let server = configuration.server
         guard let certificate = server.tlsCertificate, let key = server.tlsKey else { return nil }
         do {
-            return try TLSContextBox(certificatePath: certificate, keyPath: key)
+            return try TLSContextBox(
+                certificatePath: certificate, keyPath: key, http2: server.http2 && ServerConfig.builtWithHTTP2)
         } catch {
             let line = error.file == .certificate ? server.tlsCertificateLine : server.tlsKeyLine
             throw ConfigErrors([ConfigError(file: configuration.sourceName, line: line, message: error.description)])

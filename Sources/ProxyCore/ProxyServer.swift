@@ -268,6 +268,39 @@ public final class ProxyServer: Sendable {
             #endif
         }
         try sync.addHandler(timeouts)
+        let connectionInfo = ConnectionInfo(channel: channel, isTLS: tls)
+        #if HTTP2
+        if server.http2 {
+            // The first bytes decide (see HTTP2PrefaceDetector): h2c with prior knowledge on a
+            // cleartext listener, h2 after ALPN on a TLS one, HTTP/1.1 otherwise.
+            try sync.addHandler(
+                HTTP2PrefaceDetector { choice, sync in
+                    switch choice {
+                    case .http1:
+                        try addHTTP1Handlers(
+                            sync, context: context, resources: resources, timeouts: timeouts, connectionInfo: connectionInfo,
+                            limits: limits)
+                    case .http2:
+                        try sync.addHandler(
+                            HTTP2FrontendHandler(
+                                shared: context, resources: resources, timeouts: timeouts, connectionInfo: connectionInfo))
+                    }
+                })
+            return
+        }
+        #endif
+        try addHTTP1Handlers(
+            sync, context: context, resources: resources, timeouts: timeouts, connectionInfo: connectionInfo, limits: limits)
+    }
+
+    private static func addHTTP1Handlers(
+        _ sync: ChannelPipeline.SynchronousOperations,
+        context: ProxyContext,
+        resources: LoopResources,
+        timeouts: ConnectionTimeoutHandler,
+        connectionInfo: ConnectionInfo,
+        limits: NIOHTTPDecoderLimitConfiguration
+    ) throws {
         // Only NIO's decoder: responses are encoded by HTTPFrontendHandler itself, pipelined
         // requests are ordered there too (see there why), and backend header values were
         // validated by CGIResponseHeadParser (CR, LF, NUL → 502).
@@ -277,12 +310,7 @@ public final class ProxyServer: Sendable {
             )
         )
         try sync.addHandler(
-            HTTPFrontendHandler(
-                shared: context,
-                resources: resources,
-                timeouts: timeouts,
-                connectionInfo: ConnectionInfo(channel: channel, isTLS: tls)
-            )
+            HTTPFrontendHandler(shared: context, resources: resources, timeouts: timeouts, connectionInfo: connectionInfo)
         )
     }
 }

@@ -9,9 +9,14 @@ import ProxyConfig
 /// request), so ``reload()`` changes what new connections get and leaves established ones on
 /// the context they started with: a certificate renewal drops no connection.
 public final class TLSContextBox: Sendable {
-    /// ALPN protocols offered, in our order of preference: the one place to add `h2` once the
-    /// HTTP/2 front end can take a TLS connection (the pipeline then picks by the negotiated one).
-    public static let applicationProtocols: [String] = ["http/1.1"]
+    /// ALPN protocols offered, in our order of preference: `h2` first when `[server] http2` is
+    /// on (the pipeline then recognises the HTTP/2 preface the client sends after the handshake).
+    public static func applicationProtocols(http2: Bool) -> [String] {
+        http2 ? ["h2", "http/1.1"] : ["http/1.1"]
+    }
+
+    /// Whether ALPN offers `h2` (`[server] http2` in a build with the HTTP2 trait).
+    public let http2: Bool
 
     /// `tls_certificate`: the leaf certificate, then its chain, in PEM.
     public let certificatePath: String
@@ -20,10 +25,11 @@ public final class TLSContextBox: Sendable {
     private let current: NIOLockedValueBox<NIOSSLContext>
 
     /// Loads and checks both files (readable, PEM, key matching the certificate).
-    public init(certificatePath: String, keyPath: String) throws(TLSCertificateError) {
+    public init(certificatePath: String, keyPath: String, http2: Bool = false) throws(TLSCertificateError) {
         self.certificatePath = certificatePath
         self.keyPath = keyPath
-        current = NIOLockedValueBox(try Self.makeContext(certificatePath: certificatePath, keyPath: keyPath))
+        self.http2 = http2
+        current = NIOLockedValueBox(try Self.makeContext(certificatePath: certificatePath, keyPath: keyPath, http2: http2))
     }
 
     /// The context for a connection being accepted now.
@@ -35,11 +41,11 @@ public final class TLSContextBox: Sendable {
     /// the old context stays in use and the error names the file. Reads files: call it off the
     /// event loops (it is meant for a signal handler's thread).
     public func reload() throws(TLSCertificateError) {
-        let fresh = try Self.makeContext(certificatePath: certificatePath, keyPath: keyPath)
+        let fresh = try Self.makeContext(certificatePath: certificatePath, keyPath: keyPath, http2: http2)
         current.withLockedValue { $0 = fresh }
     }
 
-    static func makeContext(certificatePath: String, keyPath: String) throws(TLSCertificateError) -> NIOSSLContext {
+    static func makeContext(certificatePath: String, keyPath: String, http2: Bool) throws(TLSCertificateError) -> NIOSSLContext {
         let chain = try loadChain(path: certificatePath)
         let key = try loadKey(path: keyPath)
         var configuration = TLSConfiguration.makeServerConfiguration(
@@ -47,7 +53,7 @@ public final class TLSContextBox: Sendable {
             privateKey: .privateKey(key)
         )
         configuration.minimumTLSVersion = .tlsv12
-        configuration.applicationProtocols = applicationProtocols
+        configuration.applicationProtocols = applicationProtocols(http2: http2)
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch NIOSSLError.failedToLoadPrivateKey {

@@ -197,6 +197,18 @@ public final class HTTP2ServerSession {
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
     }
 
+    /// The owner answered without reading the whole request body: once the response is out,
+    /// RST_STREAM(NO_ERROR) tells the peer to stop sending it (RFC 9113 §8.1). Not at once: a
+    /// queued RST_STREAM makes nghttp2 drop the response still queued.
+    public func resetAfterResponse(streamID: Int32) {
+        guard streams[streamID] != nil else { return }
+        if streams[streamID]!.responseComplete {
+            resetStream(streamID, errorCode: NGHTTP2_NO_ERROR.rawValue)
+        } else {
+            streams[streamID]!.resetAfterResponse = true
+        }
+    }
+
     /// Graceful stop, first step: GOAWAY with the largest stream id (the peer stops opening
     /// streams, those already in flight are still accepted). Follow with `goAway(errorCode:)`.
     public func sendShutdownNotice() {

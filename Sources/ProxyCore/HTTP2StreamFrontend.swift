@@ -1,0 +1,177 @@
+#if HTTP2
+import NIOCore
+import NIOHTTP1
+import ProxyHTTP2
+
+/// One HTTP/2 stream as the client side of an ``Exchange``.
+///
+/// Backpressure is flow control: the stream's receive window opens (`consume`) only for body
+/// bytes the exchange passed on while it was reading, and the stream counts as writable while
+/// its queued response bytes are at or below the session's low watermark (the exchange pauses
+/// the backend beyond it; `responseDrained` resumes it).
+final class HTTP2StreamFrontend: ExchangeFrontend {
+    unowned let connection: HTTP2FrontendHandler
+    let streamID: Int32
+    /// Set from ``HTTP2FrontendHandler`` right after init; nil once the exchange ended.
+    var exchange: Exchange?
+    private(set) var requestEnded = false
+    /// The exchange's work is over (finished, aborted, or the stream went away first).
+    private(set) var exchangeEnded = false
+    private var readingPaused = false
+    /// Body bytes passed on while reading was paused: the window opens for them on resume.
+    private var unconsumed = 0
+    /// Answered before the request body was read (closeAfterCurrentResponse).
+    private var stopBodyAfterResponse = false
+
+    init(connection: HTTP2FrontendHandler, streamID: Int32) {
+        self.connection = connection
+        self.streamID = streamID
+    }
+
+    private var session: HTTP2ServerSession { connection.session }
+
+    // MARK: Events from the session
+
+    func receiveBody(_ body: ByteBuffer) {
+        let count = body.readableBytes
+        if let exchange, !exchangeEnded {
+            exchange.requestBody(body)
+        }
+        if readingPaused && !exchangeEnded {
+            unconsumed += count
+        } else {
+            session.consume(streamID: streamID, count: count)
+        }
+    }
+
+    func receiveEnd() {
+        requestEnded = true
+        if !exchangeEnded { exchange?.requestEnd() }
+    }
+
+    /// RST_STREAM from the client, or the stream closed before the exchange ended.
+    func clientWentAway() {
+        guard !exchangeEnded, let exchange else { return }
+        exchange.frontendClosed()
+        endExchange()
+    }
+
+    private func endExchange() {
+        guard !exchangeEnded else { return }
+        exchangeEnded = true
+        exchange = nil
+        session.releaseStream(streamID)
+        if unconsumed > 0 {
+            session.consume(streamID: streamID, count: unconsumed)
+            unconsumed = 0
+        }
+        connection.exchangeEnded()
+    }
+
+    // MARK: ExchangeFrontend
+
+    var shared: ProxyContext { connection.shared }
+    var resources: LoopResources { connection.resources }
+    var connectionInfo: ConnectionInfo { connection.connectionInfo }
+    var allocator: ByteBufferAllocator { connection.allocator }
+
+    var isWritable: Bool {
+        session.pendingResponseBytes(streamID: streamID) <= session.configuration.responseLowWatermark
+    }
+
+    /// Streams end on their own; the connection goes on (a graceful stop is GOAWAY's business).
+    var willClose: Bool { false }
+
+    func pauseReading() {
+        readingPaused = true
+    }
+
+    func resumeReading() {
+        readingPaused = false
+        if unconsumed > 0 {
+            session.consume(streamID: streamID, count: unconsumed)
+            unconsumed = 0
+            connection.flushOutput()
+        }
+    }
+
+    /// Never asked for: `Expect: 100-continue` is only honoured for HTTP/1.1 (the exchange checks
+    /// it there), and an HTTP/2 client sends its body without waiting anyway.
+    func sendContinue() {}
+
+    func writeResponseHead(_ head: CGIResponseHead, request: HTTPRequestHead, hasBody: Bool, firstBody: ByteBuffer) {
+        var fields: [(name: String, value: String)] = []
+        fields.reserveCapacity(head.headers.count + 2)
+        var hasDate = false
+        var hasServer = false
+        for field in head.headers {
+            let length = field.name.utf8.count
+            if length == 4, field.name.lowercased() == "date" { hasDate = true }
+            if length == 6, field.name.lowercased() == "server" { hasServer = true }
+            // RFC 9110 §8.6: no Content-Length in a 204.
+            if head.status == 204, length == 14, field.name.lowercased() == "content-length" { continue }
+            fields.append(field)
+        }
+        if !hasDate { fields.append(("date", resources.httpDate())) }
+        if !hasServer { fields.append(("server", shared.configuration.server.serverSoftware)) }
+        session.submitResponse(streamID: streamID, status: head.status, headers: fields, endStream: !hasBody)
+        if hasBody, firstBody.readableBytes > 0 {
+            session.sendResponseBody(streamID: streamID, firstBody, endStream: false)
+        }
+    }
+
+    func writeResponseBody(_ data: ByteBuffer) {
+        session.sendResponseBody(streamID: streamID, data, endStream: false)
+    }
+
+    func flush() {
+        connection.flushOutput()
+    }
+
+    @discardableResult
+    func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, keepAlive: Bool, isHead: Bool) -> Int {
+        let status = HTTPResponseStatus(statusCode: error.status)
+        var body = allocator.buffer(capacity: 160)
+        body.writeString(
+            "<html><head><title>\(error.status) \(status.reasonPhrase)</title></head><body><h1>\(error.status) \(status.reasonPhrase)</h1></body></html>\n"
+        )
+        var fields: [(name: String, value: String)] = [
+            ("content-type", "text/html"),
+            ("content-length", String(body.readableBytes)),
+        ]
+        if let retryAfter = error.retryAfter { fields.append(("retry-after", String(retryAfter))) }
+        fields.append(("date", resources.httpDate()))
+        fields.append(("server", shared.configuration.server.serverSoftware))
+        session.submitResponse(streamID: streamID, status: error.status, headers: fields, endStream: isHead)
+        if isHead { return 0 }
+        session.sendResponseBody(streamID: streamID, body, endStream: true)
+        return body.readableBytes
+    }
+
+    func finish(_ exchange: Exchange, keepAlive: Bool) {
+        guard self.exchange === exchange else { return }
+        // Ends the DATA (a no-op when the response already ended with its head or simple body).
+        session.sendResponseBody(streamID: streamID, ByteBuffer(), endStream: true)
+        if stopBodyAfterResponse, !requestEnded {
+            session.resetAfterResponse(streamID: streamID)
+        }
+        endExchange()
+        connection.flushOutput()
+    }
+
+    func abort(_ exchange: Exchange) {
+        guard self.exchange === exchange else { return }
+        // The client must see a truncated response: no END_STREAM, but an error.
+        session.resetStream(streamID, errorCode: HTTP2FrontendHandler.internalError)
+        endExchange()
+        connection.flushOutput()
+    }
+
+    func closeAfterCurrentResponse() {
+        stopBodyAfterResponse = true
+    }
+}
+
+@available(*, unavailable)
+extension HTTP2StreamFrontend: Sendable {}
+#endif
