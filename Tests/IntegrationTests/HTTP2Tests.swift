@@ -233,9 +233,17 @@ extension Integration {
                 print("skipped: \(tool) is missing (apt-get install nghttp2-client)")
                 return
             }
-            let fixture = try await Fixture.shared()
+            // A PHP-FPM of its own, with no more connections than workers: the shared one's
+            // workers are held by the keep-alive connections of every other suite running now,
+            // and a request queued behind them would wait for read_timeout.
+            let fpm = try await PoolPHPFPM(.init(children: 4, name: "h2load"))
+            defer { fpm.stop() }
+            let front = try await Fixture.extraFrontEnd(backendSocket: fpm.socketPath) { options in
+                options.extraPoolINI = "max_conns = 4"
+            }
+            defer { front.stop() }
             let r = try await ChildProcess.run(
-                tool, ["-n", "20000", "-c", "8", "-m", "10", fixture.url("/status.php?code=200")], timeout: .seconds(300))
+                tool, ["-n", "20000", "-c", "8", "-m", "10", front.url("/status.php?code=200")], timeout: .seconds(300))
             let out = r.stdoutText
             print(out.split(separator: "\n").filter { $0.contains("finished in") || $0.contains("requests:") }.joined(separator: "\n"))
             #expect(out.contains("20000 succeeded, 0 failed, 0 errored"), "\(out)\n\(r.stderrText)")
