@@ -195,7 +195,9 @@ let package = Package(
                 "ProxyCore", "ProxyConfig", "FastCGI", "FastCGIWorker",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            ],
+            // Helper scripts the tests run (h2abuse.py), not sources.
+            exclude: ["Scripts"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -20,6 +20,8 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     static let internalError = NGHTTP2_INTERNAL_ERROR.rawValue
+    static let enhanceYourCalm = NGHTTP2_ENHANCE_YOUR_CALM.rawValue
+    static let refusedStream = NGHTTP2_REFUSED_STREAM.rawValue
 
     let shared: ProxyContext
     let resources: LoopResources
@@ -38,6 +40,11 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     private var closing = false
     private var closed = false
     private var goAwayTimer: Scheduled<Void>?
+    /// Streams the client reset while their exchange ran, less exchanges that ended normally.
+    /// The backend may go on with the work of a reset stream (PHP-FPM runs the script to its
+    /// end after the abort) while the stream limit no longer counts it: rapid reset
+    /// (CVE-2023-44487). Beyond `maxConcurrentStreams`, GOAWAY(ENHANCE_YOUR_CALM) and close.
+    private var abandonedExchanges = 0
     private var sendTimer: Scheduled<Void>?
 
     /// The delay between the shutdown notice (GOAWAY with the largest stream id) and the final
@@ -171,6 +178,15 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
             case .responseDrained(let streamID):
                 streams[streamID]?.exchange?.frontendWritabilityChanged(isWritable: true)
             case .streamReset(let streamID, _):
+                if let stream = streams[streamID], !stream.exchangeEnded {
+                    abandonedExchanges += 1
+                    if abandonedExchanges > Int(session.configuration.maxConcurrentStreams), !closing {
+                        shared.logger.debug(
+                            "HTTP/2 client reset too many running streams", metadata: ["peer": "\(connectionInfo.remoteAddress)"])
+                        session.goAway(errorCode: Self.enhanceYourCalm)
+                        closing = true
+                    }
+                }
                 streams[streamID]?.clientWentAway()
             case .streamClosed(let streamID, _, _):
                 streams.removeValue(forKey: streamID)?.clientWentAway()
@@ -186,6 +202,12 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     }
 
     private func startStream(_ streamID: Int32, _ head: HTTP2RequestHead) {
+        // Requests read in the burst that ended the connection: refused, no backend work.
+        if closing {
+            session.resetStream(streamID, errorCode: Self.refusedStream)
+            session.releaseStream(streamID)
+            return
+        }
         let stream = HTTP2StreamFrontend(connection: self, streamID: streamID)
         streams[streamID] = stream
         if runningExchanges == 0 { timeouts.requestHeadReceived() }
@@ -214,8 +236,9 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     }
 
     /// Called by a stream whose exchange ended (finished, aborted, or abandoned).
-    func exchangeEnded() {
+    func exchangeEnded(clientReset: Bool) {
         runningExchanges -= 1
+        if !clientReset, abandonedExchanges > 0 { abandonedExchanges -= 1 }
         // The idle (keep-alive) clock runs only while no exchange does.
         if runningExchanges == 0, !closed { timeouts.exchangeFinished() }
     }

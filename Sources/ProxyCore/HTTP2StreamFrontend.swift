@@ -53,10 +53,10 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
     func clientWentAway() {
         guard !exchangeEnded, let exchange else { return }
         exchange.frontendClosed()
-        endExchange()
+        endExchange(clientReset: true)
     }
 
-    private func endExchange() {
+    private func endExchange(clientReset: Bool = false) {
         guard !exchangeEnded else { return }
         exchangeEnded = true
         exchange = nil
@@ -65,7 +65,7 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
             session.consume(streamID: streamID, count: unconsumed)
             unconsumed = 0
         }
-        connection.exchangeEnded()
+        connection.exchangeEnded(clientReset: clientReset)
     }
 
     // MARK: ExchangeFrontend
