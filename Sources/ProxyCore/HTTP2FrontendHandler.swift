@@ -51,7 +51,15 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     /// GOAWAY, so that streams the client opened meanwhile are still served (RFC 9113 §6.8).
     static let goAwayDelay = TimeAmount.milliseconds(500)
 
-    init(shared: ProxyContext, resources: LoopResources, timeouts: ConnectionTimeoutHandler, connectionInfo: ConnectionInfo) {
+    /// An HTTP/1.1 request that asked for `Upgrade: h2c`: it becomes stream 1 once this handler
+    /// is in the pipeline (the 101 went out before).
+    private var upgrade: (head: HTTPRequestHead, settings: [UInt8])?
+
+    init(
+        shared: ProxyContext, resources: LoopResources, timeouts: ConnectionTimeoutHandler, connectionInfo: ConnectionInfo,
+        upgrade: (head: HTTPRequestHead, settings: [UInt8])? = nil
+    ) {
+        self.upgrade = upgrade
         self.shared = shared
         self.resources = resources
         self.timeouts = timeouts
@@ -65,6 +73,16 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if let upgrade {
+            self.upgrade = nil
+            if session.upgrade(settings: upgrade.settings, headRequest: upgrade.head.method == .HEAD) {
+                startStream(1, requestHead: upgrade.head, bodyWithoutLength: false)
+                streams[1]?.receiveEnd()
+            } else {
+                shared.logger.debug("h2c upgrade refused by nghttp2", metadata: ["peer": "\(connectionInfo.remoteAddress)"])
+                closing = true
+            }
+        }
         // The server preface (SETTINGS) goes out at once, not only after the client spoke.
         if context.channel.isActive { flushOutput() }
     }
@@ -208,13 +226,15 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
             session.releaseStream(streamID)
             return
         }
+        startStream(streamID, requestHead: Self.requestHead(head), bodyWithoutLength: !head.endStream && head.contentLength == nil)
+    }
+
+    private func startStream(_ streamID: Int32, requestHead: HTTPRequestHead, bodyWithoutLength: Bool) {
         let stream = HTTP2StreamFrontend(connection: self, streamID: streamID)
         streams[streamID] = stream
         if runningExchanges == 0 { timeouts.requestHeadReceived() }
         runningExchanges += 1
-        let exchange = Exchange(
-            head: Self.requestHead(head), frontend: stream,
-            bodyWithoutLength: !head.endStream && head.contentLength == nil)
+        let exchange = Exchange(head: requestHead, frontend: stream, bodyWithoutLength: bodyWithoutLength)
         stream.exchange = exchange
         exchange.start()
     }

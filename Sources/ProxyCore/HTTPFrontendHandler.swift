@@ -13,7 +13,7 @@ import NIOHTTP1
 /// reading the socket for the length of every response, which costs two `epoll_ctl` calls per
 /// request even for clients that never pipeline. Here reads stop only when pipelined requests
 /// pile up beyond a small bound.
-final class HTTPFrontendHandler: ChannelDuplexHandler, ExchangeFrontend {
+final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, ExchangeFrontend {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
     /// Responses are encoded here (`ByteBuffer+HTTP1Response.swift`), not by NIO's encoder.
@@ -96,6 +96,13 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, ExchangeFrontend {
         case .head(let head):
             inRequestBody = true
             timeouts.requestHeadReceived()
+            #if HTTP2
+            if let settings = h2cUpgradeSettings(head) {
+                // Switched at `.end`: the decoder still has to deliver it.
+                pendingUpgrade = (head, settings)
+                return
+            }
+            #endif
             let exchange = Exchange(head: head, frontend: self)
             self.exchange = exchange
             exchange.start()
@@ -103,9 +110,86 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, ExchangeFrontend {
             exchange?.requestBody(body)
         case .end:
             inRequestBody = false
+            #if HTTP2
+            if let upgrade = pendingUpgrade {
+                pendingUpgrade = nil
+                switchToHTTP2(upgrade)
+                return
+            }
+            #endif
             exchange?.requestEnd()
         }
     }
+
+    #if HTTP2
+    private var pendingUpgrade: (head: HTTPRequestHead, settings: [UInt8])?
+
+    /// The decoded HTTP2-Settings of a request that may switch to h2c (RFC 7540 §3.2): HTTP/1.1
+    /// on a cleartext connection with `http2` on, `Upgrade: h2c`, `Connection: upgrade`, exactly
+    /// one valid HTTP2-Settings, no body (a body would have to be read over HTTP/1.1 first), and
+    /// nothing else in flight on the connection. Otherwise nil: served over HTTP/1.1, as RFC 9113
+    /// allows.
+    private func h2cUpgradeSettings(_ head: HTTPRequestHead) -> [UInt8]? {
+        guard shared.configuration.server.http2, !connectionInfo.isTLS, head.version == .http1_1,
+            exchange == nil, queue.isEmpty, !closeAfterResponse,
+            head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "h2c" }),
+            head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" }),
+            head.headers["transfer-encoding"].isEmpty,
+            head.headers["content-length"].allSatisfy({ $0 == "0" })
+        else { return nil }
+        let values = head.headers["http2-settings"]
+        guard values.count == 1 else { return nil }
+        return Self.base64URLDecode(values[0])
+    }
+
+    /// 101, then the pipeline becomes HTTP/2's: the request becomes stream 1 and is answered there.
+    private func switchToHTTP2(_ upgrade: (head: HTTPRequestHead, settings: [UInt8])) {
+        guard let context else { return }
+        var response = context.channel.allocator.buffer(capacity: 80)
+        response.writeStaticString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+        context.write(wrapOutboundOut(response), promise: nil)
+        let sync = context.pipeline.syncOperations
+        do {
+            let http2 = HTTP2FrontendHandler(
+                shared: shared, resources: resources, timeouts: timeouts, connectionInfo: connectionInfo, upgrade: upgrade)
+            try sync.addHandler(http2, position: .after(self))
+            let decoder = try sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            sync.removeHandler(context: decoder, promise: nil)
+            // Removable only here, with nothing in flight (`h2cUpgradeSettings` checked).
+            sync.removeHandler(context: context, promise: nil)
+        } catch {
+            shared.logger.error("h2c upgrade failed: \(error)")
+            context.close(promise: nil)
+        }
+    }
+
+    /// RFC 4648 §5 base64url, padding optional; nil when malformed.
+    static func base64URLDecode(_ text: String) -> [UInt8]? {
+        var output: [UInt8] = []
+        output.reserveCapacity(text.utf8.count * 3 / 4)
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for byte in text.utf8 {
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = byte - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = byte - UInt8(ascii: "a") + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0") + 52
+            case UInt8(ascii: "-"): value = 62
+            case UInt8(ascii: "_"): value = 63
+            case UInt8(ascii: "="): continue
+            default: return nil
+            }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+            }
+        }
+        return output
+    }
+    #endif
 
     private func enqueue(_ event: QueuedEvent) {
         if case .part(.body(let body)) = event {

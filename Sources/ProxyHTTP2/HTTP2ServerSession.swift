@@ -117,6 +117,22 @@ public final class HTTP2ServerSession {
     }
 
     /// The next queued event, oldest first.
+    /// HTTP/1.1 `Upgrade: h2c` (RFC 7540 §3.2): the request that asked becomes stream 1,
+    /// half-closed on the client's side, held by the owner as if shown by `requestHead`.
+    /// `settings` is the decoded HTTP2-Settings payload; `headRequest`: the request was HEAD.
+    /// False when nghttp2 refuses the payload (the caller answers over HTTP/1.1 then).
+    public func upgrade(settings: [UInt8], headRequest: Bool) -> Bool {
+        let result = settings.withUnsafeBufferPointer { payload in
+            nghttp2_session_upgrade2(session, payload.baseAddress, payload.count, headRequest ? 1 : 0, nil)
+        }
+        guard result == 0 else { return false }
+        var state = HTTP2StreamState()
+        state.shownToOwner = true
+        state.heldByOwner = true
+        streams[1] = state
+        return true
+    }
+
     public func nextEvent() -> HTTP2SessionEvent? {
         events.popFirst()
     }

@@ -119,6 +119,38 @@ extension Integration {
             #expect(one.stderr.contains("ALPN: server accepted http/1.1"), "\(one.stderr)")
         }
 
+        /// `curl --http2` on http:// asks for `Upgrade: h2c`: the request is answered as stream 1
+        /// after a 101, and the next requests on the connection are HTTP/2 streams. A request
+        /// with a body stays HTTP/1.1 (RFC 9113 allows ignoring the upgrade); so does everything
+        /// with `http2 = off`.
+        @Test func upgradeH2cSwitchesTheConnection() async throws {
+            let fixture = try await Fixture.shared()
+            let url = fixture.url("/info.php")
+            let r = try await ChildProcess.run(
+                Paths.curl, ["-s", "--http2", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_version} %{http_code} %{num_connects}\n", url, url])
+            #expect(r.stdoutText == "2 200 1\n2 200 0\n", "\(r.stdoutText) \(r.stderrText)")
+
+            let upgraded = try await Curl.run(["--http2", "-v", url])
+            #expect(upgraded.stderr.contains("101 Switching Protocols"), "\(upgraded.stderr)")
+            let info = try upgraded.json()
+            #expect(info["SERVER_PROTOCOL"] as? String == "HTTP/1.1", "the request itself was HTTP/1.1: \(info)")
+            #expect(info["HTTP_UPGRADE"] == nil && info["HTTP_HTTP2_SETTINGS"] == nil, "\(info)")
+            let plain = try await Curl.run([url])
+            let plainInfo = try plain.json()
+            #expect(upgraded.status == plain.status)
+            #expect(plainInfo["SCRIPT_NAME"] as? String == info["SCRIPT_NAME"] as? String)
+
+            let post = try await ChildProcess.run(
+                Paths.curl, ["-s", "--http2", "-d", "a=1", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", fixture.url("/post.php")])
+            #expect(post.stdoutText == "1.1 200", "\(post.stdoutText)")
+
+            let off = try await Fixture.extraFrontEnd { $0.extraServerINI = "http2 = off" }
+            defer { off.stop() }
+            let one = try await ChildProcess.run(
+                Paths.curl, ["-s", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", off.url("/info.php")])
+            #expect(one.stdoutText == "1.1 200", "\(one.stdoutText)")
+        }
+
         @Test func http2OffServesHTTP1Only() async throws {
             let front = try await Fixture.extraFrontEnd { $0.extraServerINI = "http2 = off" }
             defer { front.stop() }

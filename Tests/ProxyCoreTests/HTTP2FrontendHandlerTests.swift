@@ -169,3 +169,17 @@ import Testing
     }
 }
 #endif
+
+#if HTTP2
+@Suite struct H2CUpgradeSettingsTests {
+    @Test func base64URLWithAndWithoutPadding() {
+        // SETTINGS_MAX_CONCURRENT_STREAMS = 100, SETTINGS_INITIAL_WINDOW_SIZE = 33554432 (curl's).
+        #expect(HTTPFrontendHandler.base64URLDecode("AAMAAABkAAQCAAAAAAIAAAAA") == [0, 3, 0, 0, 0, 100, 0, 4, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0])
+        #expect(HTTPFrontendHandler.base64URLDecode("-_8") == [0xfb, 0xff])
+        #expect(HTTPFrontendHandler.base64URLDecode("-_8=") == [0xfb, 0xff])
+        #expect(HTTPFrontendHandler.base64URLDecode("") == [])
+        #expect(HTTPFrontendHandler.base64URLDecode("a+b/") == nil, "standard base64 is not base64url")
+        #expect(HTTPFrontendHandler.base64URLDecode("a b") == nil)
+    }
+}
+#endif
