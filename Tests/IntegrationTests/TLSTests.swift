@@ -69,6 +69,10 @@ extension Integration {
             #expect(r.text.contains("<tr><th>HTTPS</th><td>on</td></tr>"), "\(r.text)")
             #expect(r.text.contains("<tr><th>REQUEST_SCHEME</th><td>https</td></tr>"))
             #expect(r.text.contains("<tr><th>SERVER_PORT</th><td>\(front.port)</td></tr>"))
+            if ServerConfig.builtWithHTTP2 {
+                // h2 by ALPN, so the worker saw an HTTP/2 request.
+                #expect(r.text.contains("<tr><th>SERVER_PROTOCOL</th><td>HTTP/2.0</td></tr>"), "\(r.text)")
+            }
         }
 
         @Test func keepAliveServesSeveralRequestsOnOneConnection() async throws {
