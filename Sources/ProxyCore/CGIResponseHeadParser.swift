@@ -36,6 +36,20 @@ public struct CGIResponseHead: Sendable, Equatable {
         self.contentLength = contentLength
     }
 
+    /// Whether the script sent its own `Date` and `Server`: the front ends add ours only when
+    /// it did not (RFC 9110 §6.6.1: to the client, we are the origin).
+    public var sendsDateAndServer: (date: Bool, server: Bool) {
+        var result = (date: false, server: false)
+        for field in headers {
+            switch field.name.utf8.count {
+            case 4 where field.name.lowercased() == "date": result.date = true
+            case 6 where field.name.lowercased() == "server": result.server = true
+            default: break
+            }
+        }
+        return result
+    }
+
     /// Field by field; header order matters.
     public static func == (lhs: CGIResponseHead, rhs: CGIResponseHead) -> Bool {
         lhs.status == rhs.status && lhs.reason == rhs.reason && lhs.kind == rhs.kind

@@ -102,14 +102,10 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
     func writeResponseHead(_ head: CGIResponseHead, request: HTTPRequestHead, hasBody: Bool, firstBody: ByteBuffer) {
         var fields: [(name: String, value: String)] = []
         fields.reserveCapacity(head.headers.count + 2)
-        var hasDate = false
-        var hasServer = false
+        let (hasDate, hasServer) = head.sendsDateAndServer
         for field in head.headers {
-            let length = field.name.utf8.count
-            if length == 4, field.name.lowercased() == "date" { hasDate = true }
-            if length == 6, field.name.lowercased() == "server" { hasServer = true }
             // RFC 9110 §8.6: no Content-Length in a 204.
-            if head.status == 204, length == 14, field.name.lowercased() == "content-length" { continue }
+            if head.status == 204, field.name.utf8.count == 14, field.name.lowercased() == "content-length" { continue }
             fields.append(field)
         }
         if !hasDate { fields.append(("date", resources.httpDate())) }

@@ -381,13 +381,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         let connectionField: HTTP1ConnectionField = !keepAlive ? .close : (isHTTP10 ? .keepAlive : .none)
         responseChunked = hasBody && head.contentLength == nil && !isHTTP10
         chunkOpen = false
-        var hasDate = false
-        var hasServer = false
-        for field in head.headers {
-            let length = field.name.utf8.count
-            if length == 4, field.name.lowercased() == "date" { hasDate = true }
-            if length == 6, field.name.lowercased() == "server" { hasServer = true }
-        }
+        let (hasDate, hasServer) = head.sendsDateAndServer
         let coalesce = firstBody.readableBytes <= Self.coalesceLimit
         var buffer = context.channel.allocator.buffer(capacity: 512 + (coalesce ? firstBody.readableBytes + 16 : 0))
         buffer.writeHTTP1ResponseHead(
