@@ -42,7 +42,7 @@ public enum FastCGINameValuePairs {
 
     /// Stores a length prefix at `position`; returns the position after it.
     @inline(__always)
-    private static func storeLength(_ length: Int, into out: UnsafeMutableRawBufferPointer, at position: Int) -> Int {
+    static func storeLength(_ length: Int, into out: UnsafeMutableRawBufferPointer, at position: Int) -> Int {
         if length <= self.maxShortLength {
             out[position] = UInt8(length)
             return position + 1

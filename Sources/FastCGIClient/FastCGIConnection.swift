@@ -20,9 +20,10 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         let requestID: UInt16
         /// The pool's ticket for this request.
         let ticket: Int
-        /// Weak: an exchange that went away must not be kept alive by its backend. Set to nil on
-        /// abort.
-        weak var receiver: (any FastCGIResponseReceiver)?
+        /// Strong, and set to nil on abort; the waiter itself goes at END_REQUEST or close, so
+        /// a receiver is never held past its request. (A weak reference would give every
+        /// exchange a side table: one more allocation and a slow release per request.)
+        var receiver: (any FastCGIResponseReceiver)?
         var readTimeout: TimeAmount
         var lastReadAt: NIODeadline
     }

@@ -92,12 +92,25 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private static let nonIdempotent: [HTTPMethod] = [.POST, .PATCH, .LOCK]
 
     /// Fields named `name` (lowercase), without building the array of their values.
-    private static func count(of name: String, in headers: HTTPHeaders) -> Int {
+    private static func count(of name: StaticString, in headers: HTTPHeaders) -> Int {
         var count = 0
-        for field in headers where field.name.utf8.count == name.utf8.count && field.name.lowercased() == name {
+        for field in headers where Self.equalsLowercasedASCII(field.name, name) {
             count += 1
         }
         return count
+    }
+
+    /// `text` equals `lowercased` (ASCII, lowercase) ignoring ASCII case; no String is built.
+    private static func equalsLowercasedASCII(_ text: String, _ lowercased: StaticString) -> Bool {
+        let utf8 = text.utf8
+        guard utf8.count == lowercased.utf8CodeUnitCount else { return false }
+        var pointer = lowercased.utf8Start
+        for byte in utf8 {
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            guard folded == pointer.pointee else { return false }
+            pointer += 1
+        }
+        return true
     }
 
     init(head: HTTPRequestHead, frontend: any ExchangeFrontend, bodyWithoutLength: Bool = false) {
@@ -128,8 +141,10 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         if head.uri.utf8.count > server.maxURISize {
             throw HTTPError(414, "request-target longer than \(server.maxURISize) bytes", closeConnection: true)
         }
-        let transferEncodings = head.headers[canonicalForm: "transfer-encoding"]
-        let contentLengths = head.headers["content-length"]
+        // Most requests have neither field: a presence check is cheaper than building the lists.
+        let transferEncodings =
+            head.headers.contains(name: "transfer-encoding") ? head.headers[canonicalForm: "transfer-encoding"] : []
+        let contentLengths = head.headers.contains(name: "content-length") ? head.headers["content-length"] : []
         if !transferEncodings.isEmpty {
             if !contentLengths.isEmpty {
                 throw HTTPError(400, "both Content-Length and Transfer-Encoding", closeConnection: true)
@@ -237,17 +252,14 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// `endingStdin`, the empty STDIN of a request without body too.
     private func framedParams(requestID: UInt16, endingStdin: Bool) -> ByteBuffer {
         let keepConnection = shared.pools[poolIndex].config.keepalive
-        var writer = FastCGIParamsWriter(
+        // Sizes were checked in prepareParams: pairs that fit cannot fail here.
+        return (try? FastCGIParamsWriter.requestStart(
             requestID: requestID,
             flags: keepConnection ? FastCGIConstants.keepConnectionFlag : 0,
-            allocator: frontend.allocator,
-            capacity: 2048
-        )
-        for pair in params?.pairs ?? [] {
-            // Sizes were checked in prepareParams: a pair that fits cannot fail here.
-            try? writer.append(name: pair.name, value: pair.value)
-        }
-        return writer.finish(endingStdin: endingStdin)
+            pairs: params?.pairs ?? [],
+            endingStdin: endingStdin,
+            allocator: frontend.allocator
+        )) ?? ByteBuffer()
     }
 
     func requestBody(_ body: ByteBuffer) {

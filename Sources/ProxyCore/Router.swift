@@ -96,6 +96,9 @@ public struct Router: Sendable {
     /// Lowercased, without port and without a trailing dot (`Example.COM.:8080` → `example.com`);
     /// an IPv6 literal keeps its brackets (`[::1]:80` → `[::1]`).
     public static func normalizedHost(_ host: String) -> String {
+        if let fast = normalizedASCIIHost(host) {
+            return fast
+        }
         var name: Substring
         if host.hasPrefix("[") {
             if let close = host.firstIndex(of: "]") {
@@ -112,6 +115,27 @@ public struct Router: Sendable {
             name = name.dropLast()
         }
         return name.lowercased()
+    }
+
+    /// The common case in one byte scan, without Unicode case mapping: a lowercase ASCII name
+    /// or IPv4 address, optionally with a port. Nil for anything else (uppercase, brackets,
+    /// non-ASCII), which takes the general path.
+    private static func normalizedASCIIHost(_ host: String) -> String? {
+        var lastColon: Int?
+        var count = 0
+        for byte in host.utf8 {
+            switch byte {
+            case UInt8(ascii: "["), UInt8(ascii: "A")...UInt8(ascii: "Z"), 0x80...: return nil
+            case UInt8(ascii: ":"): lastColon = count
+            default: break
+            }
+            count += 1
+        }
+        var bytes = host.utf8.prefix(lastColon ?? count)
+        if bytes.last == UInt8(ascii: ".") {
+            bytes = bytes.dropLast()
+        }
+        return bytes.count == count ? host : String(Substring(bytes))
     }
 
     /// Config hosts are written lowercased without port; an IPv6 literal may be written with or

@@ -83,6 +83,11 @@ import Testing
         ("[::1]:443", "[::1]"),
         ("[::1]", "[::1]"),
         ("10.0.0.1:8080", "10.0.0.1"),
+        ("example.com", "example.com"),
+        ("example.com.:8080", "example.com"),
+        ("a:b:c", "a:b"),
+        (":80", ""),
+        ("Ünïcode.Example:1", "ünïcode.example"),
     ])
     func normalizedHost(host: String, expected: String) {
         #expect(Router.normalizedHost(host) == expected)
