@@ -44,7 +44,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private var pendingBodyBytes = 0
     private var wantsContinue = false
 
-    private var route: RouteConfig?
+    private var route: Router.Route?
     private var poolIndex = 0
     /// PARAMS of the request, built once routing succeeded; framed when a connection (and so a
     /// request id) is known.
@@ -190,14 +190,14 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private func dispatch() throws(HTTPError) {
         let requestPath = try RequestPath(target: head.uri)
         let host = requestPath.absoluteFormHost ?? head.headers.first(name: "host")
-        guard let route = shared.router.route(path: requestPath.path, host: host) else {
+        guard let matched = shared.router.match(path: requestPath.path, host: host) else {
             throw HTTPError(404, "no route for \(requestPath.path)")
         }
         // Set before the script check: its 404 counts under the route (metrics).
-        self.route = route
-        let script = try shared.scriptResolver.resolve(path: requestPath.path, route: route)
-        guard let poolIndex = shared.poolIndex(named: route.pool) else {
-            throw HTTPError(500, "route \(route.name) names unknown pool \(route.pool)")
+        self.route = matched
+        let script = try shared.scriptResolver.resolve(path: requestPath.path, route: matched.config)
+        guard let poolIndex = matched.poolIndex else {
+            throw HTTPError(500, "route \(matched.config.name) names unknown pool \(matched.config.pool)")
         }
         self.poolIndex = poolIndex
 
@@ -233,7 +233,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             head: head,
             requestPath: requestPath,
             script: script,
-            route: route,
+            route: route.config,
             contentLength: contentLength,
             connection: frontend.connectionInfo,
             serverSoftware: server.serverSoftware
@@ -786,7 +786,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 status: responseStatus,
                 bodyBytesIn: bodyReceived,
                 bodyBytesOut: bytesSent,
-                route: route.map { ($0.line, $0.name) },
+                route: route.map { ($0.config.line, $0.config.name) },
                 pool: route == nil ? nil : poolIndex,
                 backend: backendIndex,
                 start: startTime,

@@ -37,7 +37,7 @@ public struct ProxyContext: Sendable {
         previous: ProxyContext? = nil
     ) throws {
         self.configuration = configuration
-        self.router = try Router(routes: configuration.routes)
+        self.router = try Router(routes: configuration.routes, pools: configuration.pools.map(\.name))
         self.scriptResolver = scriptResolver
         self.logger = logger
         if let previous, previous.configuration.server.accessLog == configuration.server.accessLog {
@@ -68,11 +68,6 @@ public struct ProxyContext: Sendable {
         }
     }
     #endif
-
-    /// Index of the pool a route names (validated by the config parser).
-    func poolIndex(named name: String) -> Int? {
-        pools.firstIndex { $0.config.name == name }
-    }
 }
 
 extension SocketAddress {

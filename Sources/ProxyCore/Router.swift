@@ -29,15 +29,29 @@ public struct Router: Sendable {
         case regex(CompiledRegex)
     }
 
+    /// A matched route, shared by reference: an exchange keeps one pointer instead of a copy of
+    /// the route's dozen strings and arrays (a retain and release each, per request).
+    public final class Route: Sendable {
+        public let config: RouteConfig
+        /// Index of the pool it names in the `pools` the router was built with; nil if absent.
+        public let poolIndex: Int?
+
+        init(config: RouteConfig, poolIndex: Int?) {
+            self.config = config
+            self.poolIndex = poolIndex
+        }
+    }
+
     private struct Entry: Sendable {
-        var route: RouteConfig
+        var route: Route
         var matcher: Matcher
     }
 
     private let entries: [Entry]
 
     /// Compiles every route's matcher; throws for the first regex that does not compile.
-    public init(routes: [RouteConfig]) throws(InvalidPattern) {
+    /// `pools`: pool names in their index order, for ``Route/poolIndex``.
+    public init(routes: [RouteConfig], pools: [String] = []) throws(InvalidPattern) {
         var entries: [Entry] = []
         entries.reserveCapacity(routes.count)
         for route in routes {
@@ -55,7 +69,7 @@ public struct Router: Sendable {
                         routeName: route.name, line: route.line, pattern: pattern, message: "\(error)")
                 }
             }
-            entries.append(Entry(route: route, matcher: matcher))
+            entries.append(Entry(route: Route(config: route, poolIndex: pools.firstIndex(of: route.pool)), matcher: matcher))
         }
         self.entries = entries
     }
@@ -63,13 +77,18 @@ public struct Router: Sendable {
     /// The first route whose match fits `path` (already normalized by ``RequestPath``) and whose
     /// host list is empty or contains `host` (a `Host` value: case and port do not matter).
     public func route(path: String, host: String?) -> RouteConfig? {
+        match(path: path, host: host)?.config
+    }
+
+    /// Like ``route(path:host:)``, as the shared ``Route``.
+    public func match(path: String, host: String?) -> Route? {
         // Normalized lazily: most configurations have no host lists at all.
         var normalized: String?
         for entry in entries {
             guard Self.matches(entry.matcher, path: path) else {
                 continue
             }
-            if entry.route.hosts.isEmpty {
+            if entry.route.config.hosts.isEmpty {
                 return entry.route
             }
             guard let host else {
@@ -78,7 +97,7 @@ public struct Router: Sendable {
             if normalized == nil {
                 normalized = Self.normalizedHost(host)
             }
-            if let normalized, Self.hostList(entry.route.hosts, contains: normalized) {
+            if let normalized, Self.hostList(entry.route.config.hosts, contains: normalized) {
                 return entry.route
             }
         }

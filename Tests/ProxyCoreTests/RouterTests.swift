@@ -7,6 +7,18 @@ import Testing
         RouteConfig(name: name, match: match, hosts: hosts, pool: "php", root: "/srv")
     }
 
+    @Test func matchCarriesThePoolIndex() throws {
+        var other = route("other", .prefix("/other"))
+        other.pool = "missing"
+        let router = try Router(routes: [other, route("all", .prefix("/"))], pools: ["static", "php"])
+        #expect(router.match(path: "/x", host: nil)?.poolIndex == 1)
+        #expect(router.match(path: "/x", host: nil)?.config.name == "all")
+        let unknown = try #require(router.match(path: "/other", host: nil))
+        #expect(unknown.poolIndex == nil)
+        // One shared object per route, not a copy per request.
+        #expect(router.match(path: "/y", host: nil) === router.match(path: "/z", host: nil))
+    }
+
     @Test func firstMatchInFileOrderWins() throws {
         let router = try Router(routes: [
             route("api", .prefix("/api/")),
