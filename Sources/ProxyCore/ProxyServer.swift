@@ -203,6 +203,11 @@ public final class ProxyServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
+            // NIO's default high mark (64 KiB) is below one 64 KiB body plus its head, so every
+            // such response flipped the channel unwritable and back (backend read paused and
+            // resumed, send timer armed and cancelled) although the socket took it at once.
+            // 128 KiB is about what nginx holds per request (fastcgi_buffers + busy buffers).
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 128 * 1024))
         if case .tcp = address {
             bootstrap = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
         }
