@@ -57,15 +57,11 @@ let benchmarks: @Sendable () -> Void = {
     // stream and the empty STDIN that ends the (empty) body.
     Benchmark("FastCGI encode request (BEGIN_REQUEST + \(params.count) PARAMS + empty STDIN)") { benchmark in
         for _ in benchmark.scaledIterations {
-            var buffer = ByteBufferAllocator().buffer(capacity: 2048)
-            buffer.writeFastCGIBeginRequest(requestID: 1, role: .responder, flags: FastCGIConstants.keepConnectionFlag)
-            var writer = FastCGIParamsWriter(requestID: 1, buffer: buffer)
-            for (name, value) in params {
-                try writer.append(name: name, value: value)
-            }
-            var records = writer.finish()
-            records.writeFastCGIStreamEnd(type: .stdin, requestID: 1)
-            blackHole(records)
+            // What Exchange.framedParams does: one exactly-sized buffer, one raw pass.
+            blackHole(
+                try FastCGIParamsWriter.requestStart(
+                    requestID: 1, flags: FastCGIConstants.keepConnectionFlag, pairs: params, endingStdin: true,
+                    allocator: ByteBufferAllocator()))
         }
     }
 
@@ -112,13 +108,10 @@ let benchmarks: @Sendable () -> Void = {
             {
                 fatalError("pair too large")
             }
-            var buffer = ByteBufferAllocator().buffer(capacity: 2048)
-            buffer.writeFastCGIBeginRequest(requestID: 1, role: .responder, flags: FastCGIConstants.keepConnectionFlag)
-            var writer = FastCGIParamsWriter(requestID: 1, buffer: buffer)
-            for pair in cgi.pairs {
-                try writer.append(name: pair.name, value: pair.value)
-            }
-            blackHole(writer.finish())
+            blackHole(
+                try FastCGIParamsWriter.requestStart(
+                    requestID: 1, flags: FastCGIConstants.keepConnectionFlag, pairs: cgi.pairs, endingStdin: true,
+                    allocator: ByteBufferAllocator()))
         }
     }
 

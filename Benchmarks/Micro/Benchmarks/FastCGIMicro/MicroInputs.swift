@@ -26,7 +26,7 @@ enum MicroInputs {
         return stream
     }
 
-    static let phpParams: [(String, String)] = [
+    static let phpParams: [(name: String, value: String)] = [
         ("SCRIPT_FILENAME", "/var/www/app/public/index.php"),
         ("SCRIPT_NAME", "/index.php"),
         ("PATH_INFO", "/blog/2024/10/some-article-title"),
