@@ -18,24 +18,56 @@ extension FastCGIParamsWriter {
         endingStdin: Bool,
         allocator: ByteBufferAllocator
     ) throws(FastCGIProtocolError) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: requestStartLength(pairs: pairs, endingStdin: endingStdin))
+        try writeRequestStart(
+            requestID: requestID, role: role, flags: flags, pairs: pairs, endingStdin: endingStdin, into: &buffer)
+        return buffer
+    }
+
+    /// The bytes ``requestStart(requestID:role:flags:pairs:endingStdin:allocator:)`` writes when
+    /// the pairs fit one record (a lower bound otherwise).
+    public static func requestStartLength(pairs: [(name: String, value: String)], endingStdin: Bool) -> Int {
+        let contentLength = paramsContentLength(pairs)
+        let header = FastCGIConstants.headerLength
+        let padding = (8 - (contentLength & 7)) & 7
+        return header + 8 + (contentLength == 0 ? 0 : header + contentLength + padding) + header
+            + (endingStdin ? header : 0)
+    }
+
+    private static func paramsContentLength(_ pairs: [(name: String, value: String)]) -> Int {
         var contentLength = 0
         for pair in pairs {
             contentLength += FastCGINameValuePairs.encodedLength(
                 nameLength: pair.name.utf8.count, valueLength: pair.value.utf8.count)
         }
+        return contentLength
+    }
+
+    /// ``requestStart(requestID:role:flags:pairs:endingStdin:allocator:)`` appended to `buffer`
+    /// (for a caller that recycles one buffer across requests).
+    public static func writeRequestStart(
+        requestID: UInt16,
+        role: FastCGIRole = .responder,
+        flags: UInt8,
+        pairs: [(name: String, value: String)],
+        endingStdin: Bool,
+        into buffer: inout ByteBuffer
+    ) throws(FastCGIProtocolError) {
+        let contentLength = paramsContentLength(pairs)
         guard contentLength <= FastCGIConstants.maxContentLength else {
             var writer = FastCGIParamsWriter(
-                requestID: requestID, role: role, flags: flags, allocator: allocator, capacity: contentLength + 256)
+                requestID: requestID, role: role, flags: flags, allocator: ByteBufferAllocator(),
+                capacity: contentLength + 256)
             for pair in pairs {
                 try writer.append(name: pair.name, value: pair.value)
             }
-            return writer.finish(endingStdin: endingStdin)
+            buffer.writeImmutableBuffer(writer.finish(endingStdin: endingStdin))
+            return
         }
         let header = FastCGIConstants.headerLength
         let padding = contentLength == 0 ? 0 : ByteBuffer.fastCGIPaddingLength(forContentLength: contentLength)
         let paramsRecord = contentLength == 0 ? 0 : header + contentLength + padding
         let total = header + 8 + paramsRecord + header + (endingStdin ? header : 0)
-        var buffer = allocator.buffer(capacity: total)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
             var position = 0
             func recordHeader(_ type: FastCGIRecordType, content: Int, padding: Int) {
@@ -71,7 +103,6 @@ extension FastCGIParamsWriter {
             }
             return position
         }
-        return buffer
     }
 }
 

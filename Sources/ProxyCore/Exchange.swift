@@ -252,14 +252,20 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// `endingStdin`, the empty STDIN of a request without body too.
     private func framedParams(requestID: UInt16, endingStdin: Bool) -> ByteBuffer {
         let keepConnection = shared.pools[poolIndex].config.keepalive
+        let pairs = params?.pairs ?? []
+        let resources = frontend.resources
+        var buffer = resources.takeScratch(
+            minimumCapacity: FastCGIParamsWriter.requestStartLength(pairs: pairs, endingStdin: endingStdin))
         // Sizes were checked in prepareParams: pairs that fit cannot fail here.
-        return (try? FastCGIParamsWriter.requestStart(
+        try? FastCGIParamsWriter.writeRequestStart(
             requestID: requestID,
             flags: keepConnection ? FastCGIConstants.keepConnectionFlag : 0,
-            pairs: params?.pairs ?? [],
+            pairs: pairs,
             endingStdin: endingStdin,
-            allocator: frontend.allocator
-        )) ?? ByteBuffer()
+            into: &buffer
+        )
+        resources.keepScratch(buffer)
+        return buffer
     }
 
     func requestBody(_ body: ByteBuffer) {

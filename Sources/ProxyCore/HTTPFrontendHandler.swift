@@ -383,7 +383,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         chunkOpen = false
         let (hasDate, hasServer) = head.sendsDateAndServer
         let coalesce = firstBody.readableBytes <= Self.coalesceLimit
-        var buffer = context.channel.allocator.buffer(capacity: 512 + (coalesce ? firstBody.readableBytes + 16 : 0))
+        var buffer = resources.takeScratch(minimumCapacity: 512 + (coalesce ? firstBody.readableBytes + 16 : 0))
         buffer.writeHTTP1ResponseHead(
             isHTTP10: isHTTP10,
             status: head.status,
@@ -398,13 +398,16 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
             chunked: responseChunked
         )
         guard hasBody, firstBody.readableBytes > 0 else {
+            resources.keepScratch(buffer)
             context.write(wrapOutboundOut(buffer), promise: nil)
             return
         }
         if coalesce {
             appendBody(firstBody, to: &buffer)
+            resources.keepScratch(buffer)
             context.write(wrapOutboundOut(buffer), promise: nil)
         } else {
+            resources.keepScratch(buffer)
             context.write(wrapOutboundOut(buffer), promise: nil)
             writeResponseBody(firstBody)
         }

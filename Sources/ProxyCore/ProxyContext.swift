@@ -100,6 +100,8 @@ final class LoopResources {
     var retiringPools: [(slot: Int, pool: FastCGIConnectionPool)] = []
     /// Last counters of retired pools once drained, by pool slot: totals never go back.
     var retiredPoolCounters: [FastCGIPoolStateMachine.Counters.Pool] = []
+    /// See `LoopResources+Scratch.swift`.
+    var scratch = ByteBuffer()
 
     /// `shard` of `shardCount`: this loop's place among the loops, to split `max_conns`.
     /// `recording`: the slots of the first generation (own slots when nil).
