@@ -102,10 +102,10 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     /// Takes a request id for `receiver`. The caller then writes BEGIN_REQUEST, PARAMS and
     /// STDIN for that id with ``write(_:)``.
-    public func startRequest(receiver: any FastCGIResponseReceiver, readTimeout: TimeAmount) -> UInt16 {
+    /// `now`: the caller's clock reading, when it has just taken one.
+    public func startRequest(receiver: any FastCGIResponseReceiver, readTimeout: TimeAmount, now: NIODeadline = .now()) -> UInt16 {
         let requestID = stateMachine.startRequest()
         requestCount += 1
-        let now = NIODeadline.now()
         waiters.append(
             Waiter(requestID: requestID, ticket: assignedTicket, receiver: receiver, readTimeout: readTimeout, lastReadAt: now)
         )

@@ -319,8 +319,15 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     func frontendReadComplete() {
+        // Only body parts wait for this flush; every other write flushes itself. An empty flush
+        // still walks the backend pipeline, once per request.
+        guard stdinUnflushed else { return }
+        stdinUnflushed = false
         connection?.flush()
     }
+
+    /// STDIN records were written since the client's last read burst and await its flush.
+    private var stdinUnflushed = false
 
     // MARK: Backend connection
 
@@ -352,12 +359,13 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             return
         }
         self.connection = connection
-        if upstreamStart == nil { upstreamStart = .now() }
+        let now = NIODeadline.now()
+        if upstreamStart == nil { upstreamStart = now }
         backendIndex = connection.backendIndex
         responseState = .waitingForHead(CGIResponseHeadParser())
         receivedStdout = false
         let readTimeout = TimeAmount(shared.pools[poolIndex].config.readTimeout)
-        requestID = connection.startRequest(receiver: self, readTimeout: readTimeout)
+        requestID = connection.startRequest(receiver: self, readTimeout: readTimeout, now: now)
         if case .none = bodyMode {
             connection.write(framedParams(requestID: requestID, endingStdin: true))
             connection.flush()
@@ -389,6 +397,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         var framed = frontend.allocator.buffer(capacity: body.readableBytes + 64)
         framed.writeFastCGIStream(type: .stdin, requestID: requestID, content: body)
         connection.write(framed)
+        stdinUnflushed = true
     }
 
     private func endStdin(on connection: FastCGIConnection) {
@@ -562,9 +571,10 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     /// The response body is complete (or, `truncated`, the backend sent less than it announced).
-    private func endResponse(truncated: Bool, remaining: Int) {
+    /// `now`: the clock reading of the backend's end, when the response ends with it.
+    private func endResponse(truncated: Bool, remaining: Int, now: NIODeadline? = nil) {
         finished = true
-        logAccess()
+        logAccess(now: now)
         if truncated {
             // Short body: the client must see a truncated response, not a clean end.
             shared.logger.error("backend response shorter than its Content-Length by \(remaining) bytes", metadata: logMetadata)
@@ -616,7 +626,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 endAfterSpool = (truncated, remaining ?? 0)
                 return
             }
-            endResponse(truncated: truncated, remaining: remaining ?? 0)
+            endResponse(truncated: truncated, remaining: remaining ?? 0, now: upstreamEnd)
         case .done:
             return
         }
@@ -784,7 +794,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         connection.abort(requestID: requestID)
     }
 
-    private func logAccess() {
+    private func logAccess(now: NIODeadline? = nil) {
         frontend.resources.exchangeEnded(
             ExchangeRecord(
                 remoteAddress: frontend.connectionInfo.remoteAddress,
@@ -799,7 +809,8 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 upstreamStart: upstreamStart,
                 upstreamEnd: upstreamEnd
             ),
-            in: generation
+            in: generation,
+            now: now
         )
     }
 

@@ -77,8 +77,9 @@ struct ExchangeRecord {
 extension LoopResources {
     /// The one call at the end of every response: counters, then the access log line.
     /// `generation`: the one the exchange started with (its indices, its access log).
-    func exchangeEnded(_ record: ExchangeRecord, in generation: ProxyGeneration) {
-        let now = NIODeadline.now()
+    /// `now`: a clock reading the caller has just taken, if any.
+    func exchangeEnded(_ record: ExchangeRecord, in generation: ProxyGeneration, now: NIODeadline? = nil) {
+        let now = now ?? NIODeadline.now()
         let requestNanoseconds = (now - record.start).nanoseconds
         let recording = generation.recording
         let route = recording.routeSlot(record.route)
