@@ -10,33 +10,20 @@ import Testing
 /// Answers the proxy gives itself (no backend) are counted under their route, or under "no
 /// route", and reach the access log with `-` for the upstream.
 @Suite final class ExchangeRecordingTests {
-    private let root: String
+    private let fixture: ClientPipelineFixture
+    private var root: String { fixture.root }
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("fcgiproxy-recording-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: root + "/app", withIntermediateDirectories: true)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: root)
+        fixture = try ClientPipelineFixture(name: "recording")
     }
 
     private func makeChannel(accessLog: AccessLogTarget = .off) throws -> (EmbeddedChannel, LoopResources) {
-        let configuration = ProxyConfiguration(
+        try fixture.makeChannel(
             server: ServerConfig(accessLog: accessLog),
-            pools: [PoolConfig(name: "php", backends: [.unix(path: root + "/nobody.sock")])],
             routes: [
                 RouteConfig(name: "other", match: .prefix("/other/"), pool: "php", root: root),
                 RouteConfig(name: "app", match: .prefix("/app/"), pool: "php", root: root),
-            ],
-            sourceName: "test"
-        )
-        let context = try ProxyContext(configuration: configuration, logger: Logger(label: "test"))
-        let channel = EmbeddedChannel()
-        let resources = LoopResources(context: context, eventLoop: channel.embeddedEventLoop)
-        try ProxyServer.configureClientPipeline(channel, context: context, resources: resources)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
-        return (channel, resources)
+            ])
     }
 
     @Test func statusesAreCountedByRouteAndClass() throws {

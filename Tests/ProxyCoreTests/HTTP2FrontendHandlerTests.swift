@@ -11,33 +11,17 @@ import Testing
 /// The HTTP/2 side of the client pipeline on an EmbeddedChannel: protocol choice by the first
 /// bytes, and the stream ↔ exchange glue for answers the proxy decides itself (no backend).
 @Suite final class HTTP2FrontendHandlerTests {
-    private let root: String
+    private let fixture: ClientPipelineFixture
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("fcgiproxy-h2-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: root + "/app", withIntermediateDirectories: true)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: root)
+        fixture = try ClientPipelineFixture(name: "h2")
     }
 
     private func makeChannel(http2: Bool = true) throws -> EmbeddedChannel {
         var server = ServerConfig(accessLog: .off)
         server.http2 = http2
         server.maxBodySize = 1000
-        let configuration = ProxyConfiguration(
-            server: server,
-            pools: [PoolConfig(name: "php", backends: [.unix(path: root + "/nobody.sock")])],
-            routes: [RouteConfig(name: "app", match: .prefix("/app/"), pool: "php", root: root)],
-            sourceName: "test"
-        )
-        let context = try ProxyContext(configuration: configuration, logger: Logger(label: "test"))
-        let channel = EmbeddedChannel()
-        let resources = LoopResources(context: context, eventLoop: channel.embeddedEventLoop)
-        try ProxyServer.configureClientPipeline(channel, context: context, resources: resources)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
-        return channel
+        return try fixture.makeChannel(server: server).0
     }
 
     // MARK: Frames

@@ -10,33 +10,17 @@ import Testing
 /// The client-facing pipeline on an EmbeddedChannel: every answer here is decided by the proxy
 /// itself (no backend is ever reached), so bytes in → bytes out is the whole contract.
 @Suite final class HTTPFrontendHandlerTests {
-    private let root: String
+    private let fixture: ClientPipelineFixture
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("fcgiproxy-frontend-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: root + "/app", withIntermediateDirectories: true)
-        #expect(FileManager.default.createFile(atPath: root + "/app/index.php", contents: Data("<?php".utf8)))
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: root)
+        fixture = try ClientPipelineFixture(name: "frontend")
+        #expect(FileManager.default.createFile(atPath: fixture.root + "/app/index.php", contents: Data("<?php".utf8)))
     }
 
     private func makeChannel(_ configure: (inout ServerConfig) -> Void = { _ in }) throws -> EmbeddedChannel {
         var server = ServerConfig(accessLog: .off)
         configure(&server)
-        let configuration = ProxyConfiguration(
-            server: server,
-            pools: [PoolConfig(name: "php", backends: [.unix(path: root + "/nobody.sock")])],
-            routes: [RouteConfig(name: "app", match: .prefix("/app/"), pool: "php", root: root)],
-            sourceName: "test"
-        )
-        let context = try ProxyContext(configuration: configuration, logger: Logger(label: "test"))
-        let channel = EmbeddedChannel()
-        let resources = LoopResources(context: context, eventLoop: channel.embeddedEventLoop)
-        try ProxyServer.configureClientPipeline(channel, context: context, resources: resources)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
-        return channel
+        return try fixture.makeChannel(server: server).0
     }
 
     /// Sends raw request bytes, returns everything the proxy wrote back.
