@@ -18,33 +18,15 @@ extension FastCGIParamsWriter {
         endingStdin: Bool,
         allocator: ByteBufferAllocator
     ) throws(FastCGIProtocolError) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: requestStartLength(pairs: pairs, endingStdin: endingStdin))
+        // Capacity 0 costs nothing; the write below reserves what the records need, once.
+        var buffer = allocator.buffer(capacity: 0)
         try writeRequestStart(
             requestID: requestID, role: role, flags: flags, pairs: pairs, endingStdin: endingStdin, into: &buffer)
         return buffer
     }
 
-    /// The bytes ``requestStart(requestID:role:flags:pairs:endingStdin:allocator:)`` writes when
-    /// the pairs fit one record (a lower bound otherwise).
-    public static func requestStartLength(pairs: [(name: String, value: String)], endingStdin: Bool) -> Int {
-        let contentLength = paramsContentLength(pairs)
-        let header = FastCGIConstants.headerLength
-        let padding = (8 - (contentLength & 7)) & 7
-        return header + 8 + (contentLength == 0 ? 0 : header + contentLength + padding) + header
-            + (endingStdin ? header : 0)
-    }
-
-    private static func paramsContentLength(_ pairs: [(name: String, value: String)]) -> Int {
-        var contentLength = 0
-        for pair in pairs {
-            contentLength += FastCGINameValuePairs.encodedLength(
-                nameLength: pair.name.utf8.count, valueLength: pair.value.utf8.count)
-        }
-        return contentLength
-    }
-
     /// ``requestStart(requestID:role:flags:pairs:endingStdin:allocator:)`` appended to `buffer`
-    /// (for a caller that recycles one buffer across requests).
+    /// (for a caller that recycles one buffer across requests); room is reserved here.
     public static func writeRequestStart(
         requestID: UInt16,
         role: FastCGIRole = .responder,
@@ -53,7 +35,11 @@ extension FastCGIParamsWriter {
         endingStdin: Bool,
         into buffer: inout ByteBuffer
     ) throws(FastCGIProtocolError) {
-        let contentLength = paramsContentLength(pairs)
+        var contentLength = 0
+        for pair in pairs {
+            contentLength += FastCGINameValuePairs.encodedLength(
+                nameLength: pair.name.utf8.count, valueLength: pair.value.utf8.count)
+        }
         guard contentLength <= FastCGIConstants.maxContentLength else {
             var writer = FastCGIParamsWriter(
                 requestID: requestID, role: role, flags: flags, allocator: ByteBufferAllocator(),

@@ -254,8 +254,8 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         let keepConnection = shared.pools[poolIndex].config.keepalive
         let pairs = params?.pairs ?? []
         let resources = frontend.resources
-        var buffer = resources.takeScratch(
-            minimumCapacity: FastCGIParamsWriter.requestStartLength(pairs: pairs, endingStdin: endingStdin))
+        // Typical PHP params fit; the writer reserves more when they do not.
+        var buffer = resources.takeScratch(minimumCapacity: 1024)
         // Sizes were checked in prepareParams: pairs that fit cannot fail here.
         try? FastCGIParamsWriter.writeRequestStart(
             requestID: requestID,

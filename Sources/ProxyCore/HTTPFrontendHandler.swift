@@ -397,18 +397,13 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
             connection: connectionField,
             chunked: responseChunked
         )
-        guard hasBody, firstBody.readableBytes > 0 else {
-            resources.keepScratch(buffer)
-            context.write(wrapOutboundOut(buffer), promise: nil)
-            return
-        }
-        if coalesce {
+        let bodyFollows = hasBody && firstBody.readableBytes > 0
+        if bodyFollows && coalesce {
             appendBody(firstBody, to: &buffer)
-            resources.keepScratch(buffer)
-            context.write(wrapOutboundOut(buffer), promise: nil)
-        } else {
-            resources.keepScratch(buffer)
-            context.write(wrapOutboundOut(buffer), promise: nil)
+        }
+        resources.keepScratch(buffer)
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        if bodyFollows && !coalesce {
             writeResponseBody(firstBody)
         }
     }
