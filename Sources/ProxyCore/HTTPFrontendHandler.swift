@@ -5,16 +5,17 @@ import NIOHTTP1
 
 /// The HTTP/1.1 side of one client connection.
 ///
-/// NIO's decoder sits in front of it. Each request becomes an ``Exchange``; this handler routes
-/// events to it, keeps pipelined requests in order, maps parser errors to statuses, and gates
-/// reads for backpressure.
+/// It reads the socket's bytes itself, through ``HTTP1RequestParser`` (one handler instead of
+/// NIO's decoder behind a `ByteToMessageHandler`). Each request becomes an ``Exchange``; this
+/// handler routes events to it, keeps pipelined requests in order, answers parser errors, and
+/// gates reads for backpressure.
 ///
 /// Pipelining is handled here rather than by NIO's `HTTPServerPipelineHandler`: that one stops
 /// reading the socket for the length of every response, which costs two `epoll_ctl` calls per
 /// request even for clients that never pipeline. Here reads stop only when pipelined requests
 /// pile up beyond a small bound.
 final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, ExchangeFrontend {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     /// Responses are encoded here (`ByteBuffer+HTTP1Response.swift`), not by NIO's encoder.
     typealias OutboundOut = ByteBuffer
@@ -24,6 +25,11 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     let timeouts: ConnectionTimeoutHandler
     let connectionInfo: ConnectionInfo
     private(set) var context: ChannelHandlerContext?
+    private var parser: HTTP1RequestParser
+    /// Bytes of an incomplete message, kept for the next read.
+    private var unparsed: ByteBuffer?
+    /// The parser failed: the rest of the input is not looked at.
+    private var inputFailed = false
     /// The exchange whose response is being produced: at most one, so responses stay in order.
     private var exchange: Exchange?
     /// True between a processed head and its `.end`: body parts then belong to `exchange` (or
@@ -44,7 +50,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     private enum QueuedEvent {
         case part(HTTPServerRequestPart)
-        case parserError(HTTPParserError)
+        case parserError(HTTPError)
     }
 
     /// The exchange asks us to stop reading (request body faster than the backend takes it).
@@ -66,7 +72,13 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         self.resources = resources
         self.timeouts = timeouts
         self.connectionInfo = connectionInfo
+        let server = shared.configuration.server
+        self.parser = HTTP1RequestParser(
+            limits: HTTP1RequestParser.Limits(maxHeadSize: server.maxHeaderSize, maxFieldCount: Self.maxFieldCount))
     }
+
+    /// As many fields as NIO's decoder allowed before: the byte limit is what binds.
+    static let maxFieldCount = 1000
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -79,7 +91,60 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        guard !inputFailed else { return }
+        var buffer = unwrapInboundIn(data)
+        if var pending = unparsed {
+            unparsed = nil
+            pending.writeBuffer(&buffer)
+            buffer = pending
+        }
+        parse(&buffer)
+        #if HTTP2
+        if switchedToHTTP2 {
+            // Bytes behind the upgrade request are the client's HTTP/2 preface and frames.
+            if buffer.readableBytes > 0 { context.fireChannelRead(NIOAny(buffer)) }
+            // Removable only here, with nothing in flight (`h2cUpgradeSettings` checked).
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
+        }
+        #endif
+        if buffer.readableBytes > 0 && !inputFailed {
+            // A partial message: usually a few bytes of a large read buffer, so keep a copy that
+            // fits rather than the whole buffer (idle connections hold this).
+            if buffer.readerIndex > 0 || buffer.capacity > 2 * buffer.readableBytes + 1024 {
+                var copy = context.channel.allocator.buffer(capacity: buffer.readableBytes)
+                copy.writeBuffer(&buffer)
+                unparsed = copy
+            } else {
+                unparsed = buffer
+            }
+        }
+    }
+
+    /// Feeds parser events to the exchanges until the parser needs more bytes.
+    private func parse(_ buffer: inout ByteBuffer) {
+        while true {
+            #if HTTP2
+            if switchedToHTTP2 { return }
+            #endif
+            let event: HTTP1RequestParser.Event?
+            do {
+                event = try parser.next(&buffer)
+            } catch {
+                inputFailed = true
+                parserFailed(error)
+                return
+            }
+            switch event {
+            case .head(let head): received(.head(head))
+            case .body(let body): received(.body(body))
+            case .end: received(.end(nil))
+            case nil: return
+            }
+        }
+    }
+
+    private func received(_ part: HTTPServerRequestPart) {
         if queue.isEmpty {
             if case .head = part, exchange != nil {
                 enqueue(.part(part))
@@ -123,6 +188,8 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     #if HTTP2
     private var pendingUpgrade: (head: HTTPRequestHead, settings: [UInt8])?
+    /// The HTTP/2 handler is in place behind this one, which leaves once the read is parsed.
+    private var switchedToHTTP2 = false
 
     /// The decoded HTTP2-Settings of a request that may switch to h2c (RFC 7540 §3.2): HTTP/1.1
     /// on a cleartext connection with `http2` on, `Upgrade: h2c`, `Connection: upgrade`, exactly
@@ -153,10 +220,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
             let http2 = HTTP2FrontendHandler(
                 shared: shared, resources: resources, timeouts: timeouts, connectionInfo: connectionInfo, upgrade: upgrade)
             try sync.addHandler(http2, position: .after(self))
-            let decoder = try sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            sync.removeHandler(context: decoder, promise: nil)
-            // Removable only here, with nothing in flight (`h2cUpgradeSettings` checked).
-            sync.removeHandler(context: context, promise: nil)
+            switchedToHTTP2 = true
         } catch {
             shared.logger.error("h2c upgrade failed: \(error)")
             context.close(promise: nil)
@@ -288,11 +352,11 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
-            shared.logger.debug("client connection error: \(error)")
-            context.close(promise: nil)
-            return
-        }
+        shared.logger.debug("client connection error: \(error)")
+        context.close(promise: nil)
+    }
+
+    private func parserFailed(_ parserError: HTTPError) {
         shared.logger.debug("bad request: \(parserError)", metadata: ["peer": "\(connectionInfo.remoteAddress)"])
         if queue.isEmpty && (inRequestBody || exchange == nil) {
             respondToParserError(parserError)
@@ -303,13 +367,12 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     /// A parser error means the byte stream can no longer be framed: answer and close.
-    private func respondToParserError(_ parserError: HTTPParserError) {
+    private func respondToParserError(_ httpError: HTTPError) {
         guard let context else { return }
         if exchange == nil && closeAfterResponse {
             // The last response already said `Connection: close`; its close is under way.
             return
         }
-        let httpError = HTTPError(Self.status(for: parserError), "\(parserError)", closeConnection: true)
         closeAfterResponse = true
         if let exchange {
             // Mid-body of the current request (a bad chunk): that request fails.
@@ -517,15 +580,6 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     var willClose: Bool { closeAfterResponse }
-
-    static func status(for error: HTTPParserError) -> Int {
-        switch error {
-        case .headerOverflow:
-            return 431
-        default:
-            return 400
-        }
-    }
 }
 
 @available(*, unavailable)

@@ -253,10 +253,6 @@ public final class ProxyServer: Sendable {
         tls: Bool = false
     ) throws {
         let server = context.configuration.server
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = server.maxHeaderSize
-        limits.maxHeaderFieldSize = server.maxHeaderSize
-        limits.maxHeaderFieldCount = 1000
         let timeouts = ConnectionTimeoutHandler(
             headerTimeout: TimeAmount(server.headerTimeout),
             keepaliveTimeout: TimeAmount(server.keepaliveTimeout)
@@ -282,9 +278,9 @@ public final class ProxyServer: Sendable {
                 HTTP2PrefaceDetector { choice, sync in
                     switch choice {
                     case .http1:
-                        try addHTTP1Handlers(
-                            sync, context: context, resources: resources, timeouts: timeouts, connectionInfo: connectionInfo,
-                            limits: limits)
+                        try sync.addHandler(
+                            HTTPFrontendHandler(
+                                shared: context, resources: resources, timeouts: timeouts, connectionInfo: connectionInfo))
                     case .http2:
                         try sync.addHandler(
                             HTTP2FrontendHandler(
@@ -294,29 +290,11 @@ public final class ProxyServer: Sendable {
             return
         }
         #endif
-        try addHTTP1Handlers(
-            sync, context: context, resources: resources, timeouts: timeouts, connectionInfo: connectionInfo, limits: limits)
-    }
-
-    private static func addHTTP1Handlers(
-        _ sync: ChannelPipeline.SynchronousOperations,
-        context: ProxyContext,
-        resources: LoopResources,
-        timeouts: ConnectionTimeoutHandler,
-        connectionInfo: ConnectionInfo,
-        limits: NIOHTTPDecoderLimitConfiguration
-    ) throws {
-        // Only NIO's decoder: responses are encoded by HTTPFrontendHandler itself, pipelined
-        // requests are ordered there too (see there why), and backend header values were
-        // validated by CGIResponseHeadParser (CR, LF, NUL → 502).
+        // One handler: it parses requests (HTTP1RequestParser), orders pipelined ones, and
+        // encodes responses itself; backend header values were validated by
+        // CGIResponseHeadParser (CR, LF, NUL → 502).
         try sync.addHandler(
-            ByteToMessageHandler(
-                HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
-            )
-        )
-        try sync.addHandler(
-            HTTPFrontendHandler(shared: context, resources: resources, timeouts: timeouts, connectionInfo: connectionInfo)
-        )
+            HTTPFrontendHandler(shared: context, resources: resources, timeouts: timeouts, connectionInfo: connectionInfo))
     }
 }
 

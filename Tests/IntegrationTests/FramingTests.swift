@@ -71,6 +71,39 @@ extension Integration {
             try await expectStatus("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: \(big)\r\n\r\n", [431])
         }
 
+        @Test(.fcgiproxyOnly("nginx takes a bare LF as a line end"))
+        func bareLFIs400AndCloses() async throws {
+            // RFC 9112 §2.2 allows it in the head; not taking it anywhere keeps every line end one shape.
+            try await expectStatus("GET / HTTP/1.1\nHost: localhost\n\nGET / HTTP/1.1\r\nHost: localhost\r\n\r\n", [400], closes: true)
+        }
+
+        @Test func chunkSizeOverflowIs400AndCloses() async throws {
+            try await expectStatus(
+                Self.post + "Transfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n", [400], closes: true)
+        }
+
+        @Test func chunkLongerThanItsSizeIs400AndCloses() async throws {
+            // The byte after the chunk must be its CRLF: the rest must never become a request.
+            try await expectStatus(
+                Self.post + "Transfer-Encoding: chunked\r\n\r\n5\r\nhelloGET /status.php?code=202 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                [400], closes: true)
+        }
+
+        @Test func unsupportedVersionIs505() async throws {
+            try await expectStatus("GET / HTTP/2.0\r\nHost: localhost\r\n\r\n", [505], closes: true)
+        }
+
+        @Test func chunkedPostPipelinedWithAGetStaysInStep() async throws {
+            let f = try await Fixture.shared()
+            let reply = try f.raw(
+                Self.post + "Transfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"
+                    + "GET /status.php?code=202 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                responses: 2)
+            #expect(reply.finals.map(\.status) == [200, 202])
+            let json = try Util.json(Data(try #require(reply.finals.first).body))
+            #expect(json["size"] as? Int == 5)
+        }
+
         @Test func uriOver8KIs414() async throws {
             let long = String(repeating: "a", count: 9 * 1024)
             try await expectStatus("GET /info.php?q=\(long) HTTP/1.1\r\nHost: localhost\r\n\r\n", [414])

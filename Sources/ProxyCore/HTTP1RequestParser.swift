@@ -1,0 +1,468 @@
+import NIOCore
+import NIOHTTP1
+
+/// A strict, incremental HTTP/1.1 request parser (RFC 9112), fed straight from the socket.
+///
+/// It replaces NIO's `HTTPRequestDecoder` on the client connection. That decoder runs llhttp
+/// through a `ByteToMessageHandler` and a pipeline hop, with callbacks and a String per piece;
+/// this one scans a complete head in one pass and hands body bytes on as slices of the read
+/// buffer. Being our own, its policy is the one in `docs/architecture.md` ("HTTP/1 parsing"):
+/// everything RFC 9112 lets a server reject is rejected, because an intermediary that is more
+/// lenient than the server behind it is where request smuggling lives.
+///
+/// - CRLF only: a bare LF or bare CR anywhere in the framing is a 400 (RFC 9112 §2.2 allows
+///   accepting bare LF; accepting it in one place and not another is what desyncs peers).
+/// - No obs-fold, no whitespace before a colon, no control bytes in names or values.
+/// - Framing needs exactly one way: one Content-Length of digits, or one Transfer-Encoding that
+///   is exactly `chunked` (other codings 501), never both, never Transfer-Encoding in HTTP/1.0.
+/// - Every error closes the connection: after one, the byte stream cannot be framed.
+struct HTTP1RequestParser {
+    struct Limits {
+        /// Request line, fields and the final CRLF (and, separately, a trailer section).
+        var maxHeadSize: Int
+        var maxFieldCount: Int
+
+        init(maxHeadSize: Int = 32 * 1024, maxFieldCount: Int = 1000) {
+            self.maxHeadSize = maxHeadSize
+            self.maxFieldCount = maxFieldCount
+        }
+    }
+
+    enum Event {
+        case head(HTTPRequestHead)
+        /// A slice of the buffer passed in: no copy.
+        case body(ByteBuffer)
+        case end
+    }
+
+    private enum State {
+        /// Waiting for a whole head: the first `scanned` readable bytes hold no end of head.
+        case head(scanned: Int)
+        /// The message is complete; `.end` is due.
+        case messageEnd
+        case fixedBody(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        /// The CRLF after a chunk's data.
+        case chunkDataEnd
+        /// After the last chunk: trailer fields, then CRLF.
+        case trailers(scanned: Int)
+        case failed(HTTPError)
+    }
+
+    /// A chunk-size line with its extensions (Node's CVE-2024-22019: unbounded extensions).
+    static let maxChunkLineSize = 4096
+    /// Longer methods are not methods (nginx caps them too).
+    static let maxMethodLength = 32
+
+    let limits: Limits
+    private var state: State = .head(scanned: 0)
+
+    init(limits: Limits = Limits()) {
+        self.limits = limits
+    }
+
+    /// Consumes bytes from the front of `buffer` and returns the next event, or nil when it needs
+    /// more bytes. After it throws, every later call throws the same error.
+    mutating func next(_ buffer: inout ByteBuffer) throws(HTTPError) -> Event? {
+        do {
+            return try step(&buffer)
+        } catch {
+            state = .failed(error)
+            throw error
+        }
+    }
+
+    private mutating func step(_ buffer: inout ByteBuffer) throws(HTTPError) -> Event? {
+        switch state {
+        case .head(let scanned):
+            return try head(&buffer, scanned: scanned)
+        case .messageEnd:
+            state = .head(scanned: 0)
+            return .end
+        case .fixedBody(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let length = min(remaining, buffer.readableBytes)
+            let slice = buffer.readSlice(length: length)!
+            state = length == remaining ? .messageEnd : .fixedBody(remaining: remaining - length)
+            return .body(slice)
+        case .chunkSize:
+            guard let size = try Self.chunkSizeLine(&buffer) else { return nil }
+            state = size == 0 ? .trailers(scanned: 0) : .chunkData(remaining: size)
+            return try step(&buffer)
+        case .chunkData(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let length = min(remaining, buffer.readableBytes)
+            let slice = buffer.readSlice(length: length)!
+            state = length == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - length)
+            return .body(slice)
+        case .chunkDataEnd:
+            let available = buffer.readableBytes
+            guard available > 0 else { return nil }
+            guard buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == .cr else {
+                throw Self.malformed("chunk data longer than its size")
+            }
+            guard available > 1 else { return nil }
+            guard buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self) == .lf else {
+                throw Self.malformed("chunk data not followed by CRLF")
+            }
+            buffer.moveReaderIndex(forwardBy: 2)
+            state = .chunkSize
+            return try step(&buffer)
+        case .trailers(let scanned):
+            guard try trailers(&buffer, scanned: scanned) else { return nil }
+            state = .head(scanned: 0)
+            return .end
+        case .failed(let error):
+            throw error
+        }
+    }
+
+    static func malformed(_ reason: String) -> HTTPError {
+        HTTPError(400, reason, closeConnection: true)
+    }
+
+    // MARK: Head
+
+    private mutating func head(_ buffer: inout ByteBuffer, scanned: Int) throws(HTTPError) -> Event? {
+        if scanned == 0 {
+            // RFC 9112 §2.2: empty lines before a request line are ignored.
+            while buffer.readableBytes >= 1, buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == .cr {
+                guard buffer.readableBytes >= 2 else { return nil }
+                guard buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self) == .lf else {
+                    throw Self.malformed("bare CR before the request line")
+                }
+                buffer.moveReaderIndex(forwardBy: 2)
+            }
+        }
+        let limits = self.limits
+        let found = try buffer.withUnsafeReadableBytes { bytes throws(HTTPError) -> Int? in
+            try Self.endOfSection(bytes, from: scanned, limit: limits.maxHeadSize, what: "request head")
+        }
+        guard let length = found else {
+            state = .head(scanned: buffer.readableBytes)
+            return nil
+        }
+        let parsed = try buffer.withUnsafeReadableBytes { bytes throws(HTTPError) -> ParsedHead in
+            try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<length]), limits: limits)
+        }
+        buffer.moveReaderIndex(forwardBy: length)
+        switch parsed.framing {
+        case .none: state = .messageEnd
+        case .contentLength(let length): state = length == 0 ? .messageEnd : .fixedBody(remaining: length)
+        case .chunked: state = .chunkSize
+        }
+        return .head(parsed.head)
+    }
+
+    /// The length of a section (head or trailers) that ends with an empty line, or nil when its
+    /// end is not in `bytes` yet. Bytes before `from` were scanned before. Checks on the way that
+    /// every LF follows a CR, and that the section stays within `limit`.
+    private static func endOfSection(
+        _ bytes: UnsafeRawBufferPointer, from: Int, limit: Int, what: String
+    ) throws(HTTPError) -> Int? {
+        var index = from
+        let count = bytes.count
+        while index < count {
+            if bytes[index] == .lf {
+                guard index > 0, bytes[index - 1] == .cr else {
+                    throw malformed("bare LF in the \(what)")
+                }
+                // CRLF CRLF, or a section that is one empty line (trailers).
+                if index == 1 || bytes[index - 2] == .lf {
+                    guard index < limit else { throw tooLarge(what) }
+                    return index + 1
+                }
+            }
+            index += 1
+        }
+        if count > limit { throw tooLarge(what) }
+        return nil
+    }
+
+    private static func tooLarge(_ what: String) -> HTTPError {
+        HTTPError(431, "\(what) over the size limit", closeConnection: true)
+    }
+
+    private enum Framing {
+        case none
+        case contentLength(Int)
+        case chunked
+    }
+
+    private struct ParsedHead {
+        var head: HTTPRequestHead
+        var framing: Framing
+    }
+
+    /// Parses a complete head: `bytes` ends with CRLF CRLF and every LF in it follows a CR.
+    private static func parseHead(_ bytes: UnsafeRawBufferPointer, limits: Limits) throws(HTTPError) -> ParsedHead {
+        // Request line: method SP request-target SP HTTP-version CRLF (RFC 9112 §3).
+        var index = 0
+        while isMethodByte(bytes[index]) { index += 1 }
+        guard index > 0, index <= maxMethodLength, bytes[index] == .space else {
+            throw malformed("invalid method")
+        }
+        let method = Self.method(UnsafeRawBufferPointer(rebasing: bytes[0..<index]))
+        index += 1
+        let targetStart = index
+        while isTargetByte(bytes[index]) { index += 1 }
+        guard index > targetStart, bytes[index] == .space else {
+            throw malformed("invalid request-target")
+        }
+        let uri = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<index]), as: UTF8.self)
+        index += 1
+        let version = try Self.version(bytes, at: index)
+        index += 10
+
+        // Field lines (RFC 9112 §5), until the empty line.
+        var fields: [(String, String)] = []
+        var contentLength: Int?
+        var contentLengthCount = 0
+        var transferEncodingCount = 0
+        var chunked = false
+        while bytes[index] != .cr {
+            let line = try fieldLine(bytes, at: index)
+            guard fields.count < limits.maxFieldCount else {
+                throw HTTPError(431, "more than \(limits.maxFieldCount) header fields", closeConnection: true)
+            }
+            let name = UnsafeRawBufferPointer(rebasing: bytes[line.nameStart..<line.nameEnd])
+            let value = UnsafeRawBufferPointer(rebasing: bytes[line.valueStart..<line.valueEnd])
+            if name.count == 14, equalsLowercased(name, "content-length") {
+                contentLengthCount += 1
+                contentLength = Self.contentLength(value)
+            } else if name.count == 17, equalsLowercased(name, "transfer-encoding") {
+                transferEncodingCount += 1
+                chunked = value.count == 7 && equalsLowercased(value, "chunked")
+            }
+            if fields.isEmpty { fields.reserveCapacity(8) }
+            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            index = line.next
+        }
+        // The loop stops at a CR; only the final CRLF may be there (else it was a bare CR).
+        guard index == bytes.count - 2 else { throw malformed("bare CR in the request head") }
+
+        let framing: Framing
+        if transferEncodingCount > 0 {
+            if transferEncodingCount > 1 { throw malformed("more than one Transfer-Encoding") }
+            if contentLengthCount > 0 { throw malformed("both Content-Length and Transfer-Encoding") }
+            if version.minor == 0 { throw malformed("Transfer-Encoding in an HTTP/1.0 request") }
+            guard chunked else { throw HTTPError(501, "unsupported Transfer-Encoding", closeConnection: true) }
+            framing = .chunked
+        } else if contentLengthCount > 0 {
+            guard contentLengthCount == 1, let length = contentLength else {
+                throw malformed(contentLengthCount > 1 ? "more than one Content-Length" : "invalid Content-Length")
+            }
+            framing = .contentLength(length)
+        } else {
+            framing = .none
+        }
+        let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(fields))
+        return ParsedHead(head: head, framing: framing)
+    }
+
+    /// `HTTP/1.1 CRLF` or `HTTP/1.0 CRLF` at `index`; another well-formed version is a 505.
+    private static func version(_ bytes: UnsafeRawBufferPointer, at index: Int) throws(HTTPError) -> HTTPVersion {
+        guard index + 10 <= bytes.count,
+            bytes[index] == UInt8(ascii: "H"), bytes[index + 1] == UInt8(ascii: "T"),
+            bytes[index + 2] == UInt8(ascii: "T"), bytes[index + 3] == UInt8(ascii: "P"),
+            bytes[index + 4] == UInt8(ascii: "/"), isDigit(bytes[index + 5]),
+            bytes[index + 6] == UInt8(ascii: "."), isDigit(bytes[index + 7]),
+            bytes[index + 8] == .cr, bytes[index + 9] == .lf
+        else {
+            throw malformed("invalid HTTP version")
+        }
+        let major = Int(bytes[index + 5] - UInt8(ascii: "0"))
+        let minor = Int(bytes[index + 7] - UInt8(ascii: "0"))
+        guard major == 1, minor <= 1 else {
+            throw HTTPError(505, "HTTP/\(major).\(minor) not supported", closeConnection: true)
+        }
+        return HTTPVersion(major: 1, minor: minor)
+    }
+
+    private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {
+        // The common ones without building a String.
+        switch bytes.count {
+        case 3 where bytes[0] == UInt8(ascii: "G") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "T"):
+            return .GET
+        case 4 where bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "O") && bytes[2] == UInt8(ascii: "S")
+            && bytes[3] == UInt8(ascii: "T"):
+            return .POST
+        case 4 where bytes[0] == UInt8(ascii: "H") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "A")
+            && bytes[3] == UInt8(ascii: "D"):
+            return .HEAD
+        default:
+            return HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
+        }
+    }
+
+    private struct FieldLine {
+        var nameStart: Int
+        var nameEnd: Int
+        var valueStart: Int
+        var valueEnd: Int
+        /// The start of the next line.
+        var next: Int
+    }
+
+    /// `name ":" OWS value OWS CRLF` at `index` (RFC 9112 §5.1). A line that starts with
+    /// whitespace (obs-fold) fails here: its name is empty.
+    private static func fieldLine(_ bytes: UnsafeRawBufferPointer, at start: Int) throws(HTTPError) -> FieldLine {
+        var index = start
+        while isTokenByte(bytes[index]) { index += 1 }
+        guard index > start, bytes[index] == UInt8(ascii: ":") else {
+            throw malformed(index == start ? "field line without a name (or obs-fold)" : "invalid byte in a field name")
+        }
+        let nameEnd = index
+        index += 1
+        while bytes[index] == .space || bytes[index] == .tab { index += 1 }
+        let valueStart = index
+        while isFieldByte(bytes[index]) { index += 1 }
+        // The scan stops at CR, or at a control byte; a CR must start CRLF.
+        guard bytes[index] == .cr, bytes[index + 1] == .lf else {
+            throw malformed("invalid byte in a field value")
+        }
+        var valueEnd = index
+        while valueEnd > valueStart, bytes[valueEnd - 1] == .space || bytes[valueEnd - 1] == .tab {
+            valueEnd -= 1
+        }
+        return FieldLine(nameStart: start, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd, next: index + 2)
+    }
+
+    /// 1*DIGIT, at most 18 of them (so it fits an Int); nil otherwise.
+    private static func contentLength(_ value: UnsafeRawBufferPointer) -> Int? {
+        guard value.count > 0, value.count <= 18 else { return nil }
+        var length = 0
+        for byte in value {
+            guard isDigit(byte) else { return nil }
+            length = length * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return length
+    }
+
+    /// `bytes` equals `lowercase` ignoring ASCII case; `lowercase` is letters and `-` only (a
+    /// token byte ORed with 0x20 matches one of those only if it is that letter in either case).
+    private static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        for index in 0..<bytes.count where bytes[index] | 0x20 != expected[index] {
+            return false
+        }
+        return true
+    }
+
+    // MARK: Chunked body
+
+    /// Reads a chunk-size line (RFC 9112 §7.1): 1*HEXDIG, optional `;` extensions, CRLF. nil
+    /// when the line is not complete yet.
+    private static func chunkSizeLine(_ buffer: inout ByteBuffer) throws(HTTPError) -> Int? {
+        let parsed = try buffer.withUnsafeReadableBytes { bytes throws(HTTPError) -> (size: Int, length: Int)? in
+            var index = 0
+            var size = 0
+            while index < bytes.count, let digit = hexValue(bytes[index]) {
+                // At most 15 significant digits: no chunk is 2^60 bytes, and no shift overflows.
+                guard size < 1 << 56 else { throw malformed("chunk size overflows") }
+                size = size << 4 | digit
+                index += 1
+            }
+            if index == bytes.count {
+                guard index < maxChunkLineSize else { throw malformed("chunk-size line too long") }
+                return nil
+            }
+            guard index > 0 else { throw malformed("invalid chunk size") }
+            if bytes[index] == UInt8(ascii: ";") {
+                // Extensions are ignored; only their bytes are checked.
+                index += 1
+                while index < bytes.count, isFieldByte(bytes[index]) { index += 1 }
+            }
+            guard index < bytes.count else {
+                guard index < maxChunkLineSize else { throw malformed("chunk-size line too long") }
+                return nil
+            }
+            guard bytes[index] == .cr else { throw malformed("invalid chunk size") }
+            guard index + 1 < bytes.count else { return nil }
+            guard bytes[index + 1] == .lf else { throw malformed("bare CR in a chunk-size line") }
+            guard index + 2 <= maxChunkLineSize else { throw malformed("chunk-size line too long") }
+            return (size, index + 2)
+        }
+        guard let parsed else { return nil }
+        buffer.moveReaderIndex(forwardBy: parsed.length)
+        return parsed.size
+    }
+
+    /// Consumes the trailer section once it is complete (true); its fields are checked and
+    /// dropped: trailers never become request fields or PARAMS.
+    private mutating func trailers(_ buffer: inout ByteBuffer, scanned: Int) throws(HTTPError) -> Bool {
+        let limit = limits.maxHeadSize
+        let length = try buffer.withUnsafeReadableBytes { bytes throws(HTTPError) -> Int? in
+            guard let length = try Self.endOfSection(bytes, from: scanned, limit: limit, what: "trailer section") else {
+                return nil
+            }
+            var index = 0
+            while bytes[index] != .cr {
+                index = try Self.fieldLine(bytes, at: index).next
+            }
+            guard index == length - 2 else { throw Self.malformed("bare CR in the trailer section") }
+            return length
+        }
+        guard let length else {
+            state = .trailers(scanned: buffer.readableBytes)
+            return false
+        }
+        buffer.moveReaderIndex(forwardBy: length)
+        return true
+    }
+
+    // MARK: Byte classes
+
+    /// tchar (RFC 9110 §5.6.2) as two bit masks: bytes 0–63 and 64–127.
+    private static let tokenLow: UInt64 = 0x03ff_6cfa_0000_0000
+    private static let tokenHigh: UInt64 = 0x57ff_ffff_c7ff_fffe
+
+    @inline(__always)
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        if byte < 64 { return tokenLow >> byte & 1 == 1 }
+        if byte < 128 { return tokenHigh >> (byte - 64) & 1 == 1 }
+        return false
+    }
+
+    /// Methods as nginx takes them: upper-case letters, `-` and `_`.
+    @inline(__always)
+    private static func isMethodByte(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+    }
+
+    /// Visible bytes, obs-text included; no space, no control.
+    @inline(__always)
+    private static func isTargetByte(_ byte: UInt8) -> Bool {
+        byte > 0x20 && byte != 0x7F
+    }
+
+    /// field-vchar, SP and HTAB (RFC 9110 §5.5).
+    @inline(__always)
+    private static func isFieldByte(_ byte: UInt8) -> Bool {
+        byte == .tab || (byte >= 0x20 && byte != 0x7F)
+    }
+
+    @inline(__always)
+    private static func isDigit(_ byte: UInt8) -> Bool {
+        byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
+    }
+
+    @inline(__always)
+    private static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return Int(byte - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+    }
+}
+
+extension UInt8 {
+    fileprivate static let cr = UInt8(ascii: "\r")
+    fileprivate static let lf = UInt8(ascii: "\n")
+    fileprivate static let space = UInt8(ascii: " ")
+    fileprivate static let tab = UInt8(ascii: "\t")
+}
