@@ -385,7 +385,13 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             if requestEnded {
                 endStdin(on: connection)
             } else {
-                connection.flush()
+                if frontend.readCompleteFollows {
+                    // The body usually came in the same read as the head: the read's end sends
+                    // the request start and what follows in one flush.
+                    stdinUnflushed = true
+                } else {
+                    connection.flush()
+                }
                 if connection.isWritable { frontend.resumeReading() }
             }
         case .chunked:
@@ -394,11 +400,29 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     private func writeStdin(_ body: ByteBuffer, to connection: FastCGIConnection) {
-        var framed = frontend.allocator.buffer(capacity: body.readableBytes + 64)
-        framed.writeFastCGIStream(type: .stdin, requestID: requestID, content: body)
-        connection.write(framed)
+        if body.readableBytes <= Self.stdinCopyLimit {
+            var framed = frontend.allocator.buffer(capacity: body.readableBytes + 16)
+            framed.writeFastCGIStream(type: .stdin, requestID: requestID, content: body)
+            connection.write(framed)
+        } else {
+            // Larger parts go out as they came, behind a record header of their own (no padding:
+            // it is optional), one more iovec instead of a copy.
+            var rest = body
+            while rest.readableBytes > 0 {
+                let content = rest.readSlice(length: min(rest.readableBytes, FastCGIConstants.maxAlignedContentLength))!
+                var header = frontend.allocator.buffer(capacity: FastCGIConstants.headerLength)
+                header.writeFastCGIRecordHeader(
+                    type: .stdin, requestID: requestID, contentLength: content.readableBytes, paddingLength: 0)
+                connection.write(header)
+                connection.write(content)
+            }
+        }
         stdinUnflushed = true
     }
+
+    /// Body parts up to this size are copied behind their record header (one buffer); larger ones
+    /// are sent as slices of the read buffer.
+    private static let stdinCopyLimit = 4096
 
     private func endStdin(on connection: FastCGIConnection) {
         var framed = frontend.allocator.buffer(capacity: 8)

@@ -19,6 +19,9 @@ protocol ExchangeFrontend: AnyObject {
     var isWritable: Bool { get }
     /// The connection (or stream) ends after the current response.
     var willClose: Bool { get }
+    /// A read burst of the client is being delivered, and its end calls
+    /// ``Exchange/frontendReadComplete()`` on the current exchange: a write may wait for it.
+    var readCompleteFollows: Bool { get }
 
     /// Stops delivering request body parts until ``resumeReading()``.
     func pauseReading()

@@ -81,6 +81,8 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
 
     /// Streams end on their own; the connection goes on (a graceful stop is GOAWAY's business).
     var willClose: Bool { false }
+    /// Only streams whose body moved in a read get its end (`bodyTouched`): never wait for it.
+    var readCompleteFollows: Bool { false }
 
     func pauseReading() {
         readingPaused = true

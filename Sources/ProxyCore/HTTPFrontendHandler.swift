@@ -92,6 +92,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !inputFailed else { return }
+        readCompleteFollows = true
         var buffer = unwrapInboundIn(data)
         if var pending = unparsed {
             unparsed = nil
@@ -292,6 +293,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        readCompleteFollows = false
         exchange?.frontendReadComplete()
         context.fireChannelReadComplete()
     }
@@ -580,6 +582,8 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     var willClose: Bool { closeAfterResponse }
+
+    private(set) var readCompleteFollows = false
 }
 
 @available(*, unavailable)
