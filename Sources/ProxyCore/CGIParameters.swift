@@ -105,7 +105,7 @@ public struct CGIParameters: Sendable {
         pairs.append(("REQUEST_METHOD", head.method.rawValue))
         pairs.append(("CONTENT_TYPE", head.headers.first(name: "content-type") ?? ""))
         pairs.append(("CONTENT_LENGTH", contentLength.map { String($0) } ?? ""))
-        pairs.append(("SERVER_PROTOCOL", "HTTP/\(head.version.major).\(head.version.minor)"))
+        pairs.append(("SERVER_PROTOCOL", protocolName(head.version)))
         pairs.append(("SERVER_NAME", serverName ?? connection.localAddress))
         pairs.append(("SERVER_PORT", String(connection.localPort)))
         pairs.append(("SERVER_ADDR", connection.localAddress))
@@ -134,8 +134,7 @@ public struct CGIParameters: Sendable {
         let headerStart = pairs.count
         var hostEmitted = false
         for header in head.headers {
-            guard let name = cgiName(forHeader: header.name), !droppedHeaderParams.contains(name),
-                isSafeValue(header.value)
+            guard !isDroppedHeader(header.name), let name = cgiName(forHeader: header.name), isSafeValue(header.value)
             else {
                 continue
             }
@@ -169,11 +168,22 @@ public struct CGIParameters: Sendable {
 
     /// Request headers that never become HTTP_* params: httpoxy, the two that are CONTENT_*,
     /// and hop-by-hop/framing headers that describe the client connection, not the request.
-    private static let droppedHeaderParams: Set<String> = [
-        "HTTP_PROXY", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING",
-        "HTTP_CONNECTION", "HTTP_KEEP_ALIVE", "HTTP_PROXY_CONNECTION", "HTTP_TE", "HTTP_TRAILER",
-        "HTTP_UPGRADE", "HTTP_HTTP2_SETTINGS", "HTTP_PROXY_AUTHORIZATION",
-    ]
+    /// Judged on the header's own name (any case; `_` spellings never get a CGI name at all),
+    /// by length first: no CGI name is built and no string hashed for the common headers.
+    static func isDroppedHeader(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: return name.equalsLowercasedASCII("te")
+        case 5: return name.equalsLowercasedASCII("proxy")
+        case 7: return name.equalsLowercasedASCII("trailer") || name.equalsLowercasedASCII("upgrade")
+        case 10: return name.equalsLowercasedASCII("connection") || name.equalsLowercasedASCII("keep-alive")
+        case 12: return name.equalsLowercasedASCII("content-type")
+        case 14: return name.equalsLowercasedASCII("content-length") || name.equalsLowercasedASCII("http2-settings")
+        case 16: return name.equalsLowercasedASCII("proxy-connection")
+        case 17: return name.equalsLowercasedASCII("transfer-encoding")
+        case 19: return name.equalsLowercasedASCII("proxy-authorization")
+        default: return false
+        }
+    }
 
     /// `HTTP_` + the name uppercased with `-` → `_`, or nil for a name with any other character.
     private static func cgiName(forHeader name: String) -> String? {
@@ -217,6 +227,16 @@ public struct CGIParameters: Sendable {
     /// future decoder option must not be able to carry them into `$_SERVER`.
     private static func isSafeValue(_ value: String) -> Bool {
         !value.utf8.contains { $0 == 0 || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }
+    }
+
+    /// Literals for the versions we speak: an interpolated string costs an allocation.
+    private static func protocolName(_ version: HTTPVersion) -> String {
+        switch (version.major, version.minor) {
+        case (1, 1): return "HTTP/1.1"
+        case (1, 0): return "HTTP/1.0"
+        case (2, 0): return "HTTP/2.0"
+        default: return "HTTP/\(version.major).\(version.minor)"
+        }
     }
 
     private static func joinPath(_ root: String, _ path: String) -> String {

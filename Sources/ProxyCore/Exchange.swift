@@ -94,23 +94,10 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// Fields named `name` (lowercase), without building the array of their values.
     private static func count(of name: StaticString, in headers: HTTPHeaders) -> Int {
         var count = 0
-        for field in headers where Self.equalsLowercasedASCII(field.name, name) {
+        for field in headers where field.name.equalsLowercasedASCII(name) {
             count += 1
         }
         return count
-    }
-
-    /// `text` equals `lowercased` (ASCII, lowercase) ignoring ASCII case; no String is built.
-    private static func equalsLowercasedASCII(_ text: String, _ lowercased: StaticString) -> Bool {
-        let utf8 = text.utf8
-        guard utf8.count == lowercased.utf8CodeUnitCount else { return false }
-        var pointer = lowercased.utf8Start
-        for byte in utf8 {
-            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            guard folded == pointer.pointee else { return false }
-            pointer += 1
-        }
-        return true
     }
 
     init(head: HTTPRequestHead, frontend: any ExchangeFrontend, bodyWithoutLength: Bool = false) {

@@ -97,6 +97,25 @@ import Testing
         #expect(!names(parameters).contains { $0.contains(".") || $0.contains(" ") })
     }
 
+    /// Hop-by-hop, framing, CONTENT_* and httpoxy headers never become HTTP_* params, in any case;
+    /// names of the same lengths that are not on the list still do.
+    @Test func droppedHeadersInAnyCase() throws {
+        let dropped = [
+            "TE", "proxy", "Trailer", "UPGRADE", "Connection", "keep-alive", "Content-Type", "CONTENT-LENGTH",
+            "HTTP2-Settings", "Proxy-Connection", "transfer-encoding", "Proxy-Authorization",
+        ]
+        let kept = ["Tf", "Proxz", "Trailed", "Connectiom", "Content-Typo", "Content-Lengths", "X-Proxy-Connection"]
+        let parameters = try build(.GET, "/index.php", headers: [("Host", "h")] + (dropped + kept).map { ($0, "v") })
+        for name in dropped {
+            let cgi = "HTTP_" + String(name.uppercased().map { $0 == "-" ? "_" : $0 })
+            #expect(parameters[cgi] == nil, "\(name)")
+        }
+        for name in kept {
+            let cgi = "HTTP_" + String(name.uppercased().map { $0 == "-" ? "_" : $0 })
+            #expect(parameters[cgi] == "v", "\(name)")
+        }
+    }
+
     @Test func clientCannotSetOwnedParams() throws {
         let parameters = try build(
             .GET, "/index.php",
