@@ -43,7 +43,10 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     var onClose: ((FastCGIConnection, [Int]) -> Void)?
     /// Called when a request's id is free again (END_REQUEST, or a rejection nobody waits for);
     /// `aborted` when its receiver had left.
-    var onSlotFreed: ((FastCGIConnection, Int, Bool) -> Void)?
+    /// When the current (or last) read began: the clock is read once per read, and what the
+    /// records of that read cause (read clocks, END_REQUEST times, slots freed) uses this.
+    public private(set) var readTime = NIODeadline.now()
+    var onSlotFreed: ((FastCGIConnection, Int, Bool, NIODeadline) -> Void)?
     /// The ticket the pool handed this connection out for; taken by the next ``startRequest``.
     private var assignedTicket = 0
     /// Requests that ended in the current read burst: (ticket, aborted), reported to the pool at
@@ -176,6 +179,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        readTime = .now()
         do {
             try decoder.process(buffer: unwrapInboundIn(data)) { record in
                 received(record)
@@ -239,16 +243,16 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         for waiter in waiters {
             waiter.receiver?.backendReadComplete()
         }
-        releaseFreedSlots()
+        releaseFreedSlots(now: readTime)
     }
 
-    private func releaseFreedSlots() {
+    private func releaseFreedSlots(now: NIODeadline) {
         guard !freedSlots.isEmpty else { return }
         // Swapped out rather than copied: the list keeps its storage from call to call.
         var freed: [(Int, Bool)] = []
         swap(&freed, &freedSlots)
         for (ticket, aborted) in freed {
-            onSlotFreed?(self, ticket, aborted)
+            onSlotFreed?(self, ticket, aborted, now)
         }
         freed.removeAll(keepingCapacity: true)
         if freedSlots.isEmpty { swap(&freed, &freedSlots) }
@@ -268,7 +272,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         _ = stateMachine.closed()
         // Ended requests not yet reported are freed slots too; the closed connection is
         // forgotten with them.
-        releaseFreedSlots()
+        releaseFreedSlots(now: .now())
         let held = waiters.map(\.ticket)
         failAll(.closedEarly)
         onClose?(self, held)
@@ -303,7 +307,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     @inline(__always)
     private func touch(_ requestID: UInt16) -> (any FastCGIResponseReceiver)? {
         guard let index = waiters.firstIndex(where: { $0.requestID == requestID }) else { return nil }
-        waiters[index].lastReadAt = .now()
+        waiters[index].lastReadAt = readTime
         return waiters[index].receiver
     }
 

@@ -115,13 +115,14 @@ public final class FastCGIConnectionPool {
     }
 
     /// Asks for a connection slot for `receiver`, which the pool holds until it answers finally.
-    public func lease(_ receiver: any Receiver) -> Ticket {
+    /// `now`: the caller's clock reading, when it has just taken one.
+    public func lease(_ receiver: any Receiver, now: NIODeadline = .now()) -> Ticket {
         eventLoop.preconditionInEventLoop()
         nextTicket += 1
         let ticket = Ticket(nextTicket)
         callbacks[ticket.rawValue] = receiver
         var actions = takeActionList()
-        machine.requestArrived(ticket, now: .now(), into: &actions)
+        machine.requestArrived(ticket, now: now, into: &actions)
         perform(actions)
         returnActionList(&actions)
         return ticket
@@ -280,17 +281,17 @@ public final class FastCGIConnectionPool {
     private func established(_ connection: FastCGIConnection, _ connectionID: FastCGIPoolStateMachine.ConnectionID) {
         connections[connectionID.rawValue] = connection
         watchForStall(connection)
-        connection.onSlotFreed = { [weak self] connection, ticket, aborted in
+        connection.onSlotFreed = { [weak self] connection, ticket, aborted, now in
             guard let self else { return }
             self.callbacks.removeValue(forKey: ticket)
             if !connection.isUsable, self.connections.removeValue(forKey: connection.id) != nil {
                 // Retired or tainted: out of the machine before the slot frees, so the slot is
                 // not handed to the next waiter.
-                self.perform(self.machine.connectionClosed(connectionID, now: .now()))
+                self.perform(self.machine.connectionClosed(connectionID, now: now))
                 if connection.activeCount == 0 { connection.close() }
             }
             var actions = self.takeActionList()
-            self.machine.requestFinished(Ticket(ticket), aborted: aborted, now: .now(), into: &actions)
+            self.machine.requestFinished(Ticket(ticket), aborted: aborted, now: now, into: &actions)
             self.perform(actions)
             self.returnActionList(&actions)
         }

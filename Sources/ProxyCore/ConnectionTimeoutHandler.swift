@@ -45,11 +45,17 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .waitingForRequest = state {
-            state = .readingHead
+        guard case .waitingForRequest = state else {
+            context.fireChannelRead(data)
+            return
+        }
+        state = .readingHead
+        context.fireChannelRead(data)
+        // Usually the whole head came with these bytes and the exchange owns the clock already:
+        // the head clock (and its clock reading) is needed only when it did not.
+        if case .readingHead = state {
             arm(headerTimeout)
         }
-        context.fireChannelRead(data)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -64,17 +70,18 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
         deadline = nil
     }
 
-    /// The response is complete and the connection stays open.
-    func exchangeFinished() {
+    /// The response is complete and the connection stays open. `now`: a clock reading taken
+    /// just before, if the caller has one.
+    func exchangeFinished(now: NIODeadline? = nil) {
         state = .waitingForRequest
-        arm(keepaliveTimeout)
+        arm(keepaliveTimeout, now: now)
     }
 
     /// The loop's clock (virtual on an EmbeddedEventLoop, so the handler tests can drive it).
     private var now: NIODeadline { context?.eventLoop.now ?? .now() }
 
-    private func arm(_ delay: TimeAmount) {
-        let due = now + delay
+    private func arm(_ delay: TimeAmount, now: NIODeadline? = nil) {
+        let due = (now ?? self.now) + delay
         deadline = due
         if let firesAt = timerFiresAt, timer != nil, firesAt <= due { return }
         schedule(at: due)

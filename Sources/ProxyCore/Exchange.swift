@@ -114,7 +114,8 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     func start() {
         do {
             try validateHead()
-            try dispatch()
+            // The head arrived microseconds ago: its clock reading serves the lease too.
+            try dispatch(now: startTime)
         } catch {
             fail(error)
         }
@@ -174,7 +175,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     /// Routes the request and, when the body length is known, starts the backend request.
-    private func dispatch() throws(HTTPError) {
+    private func dispatch(now: NIODeadline? = nil) throws(HTTPError) {
         let requestPath = try RequestPath(target: head.uri)
         let host = requestPath.absoluteFormHost ?? head.headers.first(name: "host")
         guard let matched = shared.router.match(path: requestPath.path, host: host) else {
@@ -203,7 +204,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         }
         try prepareParams(requestPath: requestPath, script: script, contentLength: contentLength)
         sendContinueIfWanted()
-        connect()
+        connect(now: now ?? .now())
     }
 
     private var deferredParams: (RequestPath, ResolvedScript)?
@@ -320,10 +321,15 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     private var pool: FastCGIConnectionPool { generation.pools[poolIndex] }
 
-    private func connect() {
+    private func connect(now: NIODeadline = .now()) {
         // The pool may answer more than once: it retries a replayable request elsewhere.
-        ticket = pool.lease(self)
+        leaseTime = now
+        ticket = pool.lease(self, now: now)
+        leaseTime = nil
     }
+
+    /// The clock reading of a lease being asked for, for a connection granted at once.
+    private var leaseTime: NIODeadline?
 
     func leaseGranted(_ connection: FastCGIConnection) {
         connected(connection)
@@ -346,7 +352,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             return
         }
         self.connection = connection
-        let now = NIODeadline.now()
+        let now = leaseTime ?? NIODeadline.now()
         if upstreamStart == nil { upstreamStart = now }
         backendIndex = connection.backendIndex
         responseState = .waitingForHead(CGIResponseHeadParser())
@@ -591,7 +597,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             shared.logger.error("backend response shorter than its Content-Length by \(remaining) bytes", metadata: logMetadata)
             frontend.abort(self)
         } else {
-            frontend.finish(self, keepAlive: keepAliveRequested)
+            frontend.finish(self, keepAlive: keepAliveRequested, now: now)
         }
     }
 
@@ -612,7 +618,8 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     func backendEnded(appStatus: UInt32) {
-        upstreamEnd = .now()
+        // Called from the connection's read: its clock reading is a few records old at most.
+        upstreamEnd = connection?.readTime ?? .now()
         frontend.resources.metrics.recordEndRequest(pool: generation.recording.poolSlots[poolIndex], protocolStatus: 0)
         let connection = self.connection
         self.connection = nil
@@ -790,7 +797,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         headWritten = true
         responseStatus = httpError.status
         logAccess()
-        frontend.finish(self, keepAlive: keepAliveRequested)
+        frontend.finish(self, keepAlive: keepAliveRequested, now: nil)
     }
 
     /// Gives up the backend request: ABORT_REQUEST on a shared connection, close otherwise; a

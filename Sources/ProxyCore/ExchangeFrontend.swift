@@ -38,8 +38,9 @@ protocol ExchangeFrontend: AnyObject {
     /// A complete small response for an error the proxy decided; the caller then calls
     /// ``finish(_:keepAlive:)``. Returns the body bytes written (for the access log).
     func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, keepAlive: Bool, isHead: Bool) -> Int
-    /// Ends the exchange's response cleanly. Must be the exchange's last call.
-    func finish(_ exchange: Exchange, keepAlive: Bool)
+    /// Ends the exchange's response cleanly. Must be the exchange's last call. `now`: a clock
+    /// reading taken just before (the backend's END_REQUEST), if there is one.
+    func finish(_ exchange: Exchange, keepAlive: Bool, now: NIODeadline?)
     /// Ends it without a clean end: the client must see a truncated response.
     func abort(_ exchange: Exchange)
     /// The connection must close after the current response (set before its head).

@@ -146,7 +146,7 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
         return body.readableBytes
     }
 
-    func finish(_ exchange: Exchange, keepAlive: Bool) {
+    func finish(_ exchange: Exchange, keepAlive: Bool, now: NIODeadline?) {
         guard self.exchange === exchange else { return }
         // Ends the DATA (a no-op when the response already ended with its head or simple body).
         session.sendResponseBody(streamID: streamID, ByteBuffer(), endStream: true)

@@ -498,7 +498,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     /// Ends the exchange's response. Must be the exchange's last call.
-    func finish(_ exchange: Exchange, keepAlive: Bool) {
+    func finish(_ exchange: Exchange, keepAlive: Bool, now: NIODeadline?) {
         guard self.exchange === exchange, let context else { return }
         self.exchange = nil
         exchangePausedReading = false
@@ -511,7 +511,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         }
         if keepAlive && !closeAfterResponse {
             // Before the queue runs: a queued head puts the clock back to "busy".
-            timeouts.exchangeFinished()
+            timeouts.exchangeFinished(now: now)
             drainQueue()
             context.flush()
             readIfPending()
