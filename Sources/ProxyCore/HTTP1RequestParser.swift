@@ -16,22 +16,27 @@ import NIOHTTP1
 /// - Framing needs exactly one way: one Content-Length of digits, or one Transfer-Encoding that
 ///   is exactly `chunked` (other codings 501), never both, never Transfer-Encoding in HTTP/1.0.
 /// - Every error closes the connection: after one, the byte stream cannot be framed.
-struct HTTP1RequestParser {
-    struct Limits {
+public struct HTTP1RequestParser: Sendable {
+    /// How large a head may be.
+    public struct Limits: Sendable {
         /// Request line, fields and the final CRLF (and, separately, a trailer section).
-        var maxHeadSize: Int
-        var maxFieldCount: Int
+        public var maxHeadSize: Int
+        /// More fields than this is a 431.
+        public var maxFieldCount: Int
 
-        init(maxHeadSize: Int = 32 * 1024, maxFieldCount: Int = 1000) {
+        public init(maxHeadSize: Int = 32 * 1024, maxFieldCount: Int = 1000) {
             self.maxHeadSize = maxHeadSize
             self.maxFieldCount = maxFieldCount
         }
     }
 
-    enum Event {
+    /// What one call of ``next(_:)`` found.
+    public enum Event: Sendable {
+        /// A complete request head; its body (if any) follows as `.body` parts, then `.end`.
         case head(HTTPRequestHead)
         /// A slice of the buffer passed in: no copy.
         case body(ByteBuffer)
+        /// The request is complete (for a body-less request, right after its head).
         case end
     }
 
@@ -55,16 +60,17 @@ struct HTTP1RequestParser {
     /// Longer methods are not methods (nginx caps them too).
     static let maxMethodLength = 32
 
-    let limits: Limits
+    public let limits: Limits
     private var state: State = .head(scanned: 0)
 
-    init(limits: Limits = Limits()) {
+    /// A parser at the start of a connection.
+    public init(limits: Limits = Limits()) {
         self.limits = limits
     }
 
     /// Consumes bytes from the front of `buffer` and returns the next event, or nil when it needs
     /// more bytes. After it throws, every later call throws the same error.
-    mutating func next(_ buffer: inout ByteBuffer) throws(HTTPError) -> Event? {
+    public mutating func next(_ buffer: inout ByteBuffer) throws(HTTPError) -> Event? {
         do {
             return try step(&buffer)
         } catch {

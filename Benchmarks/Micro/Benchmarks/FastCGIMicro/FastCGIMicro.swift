@@ -1,6 +1,6 @@
 // Micro-benchmarks of the per-request work fcgiproxy does besides I/O: decoding the backend's
 // records, encoding a request's and a response's records, building the PARAMS stream, mapping an
-// HTTP request head to PARAMS, parsing the CGI response head. Each reports wall clock,
+// HTTP request head to PARAMS, parsing an HTTP/1 request head and the CGI response head. Each reports wall clock,
 // throughput and heap allocations (mallocCountTotal, via the MallocInterposer trait) per
 // iteration. "Baseline" measures an empty iteration: what the harness itself allocates.
 import Benchmark
@@ -74,6 +74,17 @@ let benchmarks: @Sendable () -> Void = {
             records.writeFastCGIStream(type: .stdout, requestID: 1, content: body)
             records.writeFastCGIStreamEnd(type: .stdout, requestID: 1)
             blackHole(records)
+        }
+    }
+
+    // The front end's first step: a browser's request head, as read from the socket, parsed into
+    // an HTTPRequestHead (strict RFC 9112 checks, one String per name and value).
+    let browserHeadBytes = MicroInputs.browserHeadBytes
+    Benchmark("HTTP/1 head bytes → request head (\(browserHeadBytes.readableBytes) bytes, 15 fields)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            var parser = HTTP1RequestParser()
+            var bytes = browserHeadBytes
+            blackHole(try parser.next(&bytes))
         }
     }
 

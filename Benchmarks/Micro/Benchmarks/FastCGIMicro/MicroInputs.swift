@@ -99,6 +99,16 @@ enum MicroInputs {
         ])
     )
 
+    /// `browserHead` as the bytes a browser sends.
+    static var browserHeadBytes: ByteBuffer {
+        var bytes = ByteBuffer(string: "\(browserHead.method.rawValue) \(browserHead.uri) HTTP/1.1\r\n")
+        for field in browserHead.headers {
+            bytes.writeString("\(field.name): \(field.value)\r\n")
+        }
+        bytes.writeString("\r\n")
+        return bytes
+    }
+
     /// A typical PHP application's routes: a status page for the monitoring, the static files
     /// nobody should send to PHP, and a front controller for everything else.
     static let routes: [RouteConfig] = [
