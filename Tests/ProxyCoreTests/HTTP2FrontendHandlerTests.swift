@@ -145,6 +145,24 @@ import Testing
         #expect(!channel.isActive)
     }
 
+    /// Bytes behind an `Upgrade: h2c` request in the same read are the client's preface and
+    /// frames: they reach the HTTP/2 session (here a PING, answered with its ACK).
+    @Test func bytesBehindAnUpgradeRequestGoToHTTP2() throws {
+        let channel = try makeChannel()
+        let upgrade = Array(
+            "GET /app/missing.php HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: \r\n\r\n".utf8)
+        let ping = Self.frame(type: 6, flags: 0, streamID: 0, Array("12345678".utf8))
+        try send(channel, upgrade + Self.preface + Self.frame(type: 4, flags: 0, streamID: 0) + ping)
+        channel.embeddedEventLoop.run()
+        let out = try output(channel)
+        let switching = Array("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".utf8)
+        try #require(out.starts(with: switching), "\(String(decoding: out.prefix(120), as: UTF8.self))")
+        let frames = Self.frames(Array(out[switching.count...]))
+        #expect(frames.contains { $0.type == 6 && $0.flags & 1 == 1 && $0.payload == Array("12345678".utf8) }, "PING ACK")
+        // Stream 1 is the upgraded request, answered over HTTP/2.
+        #expect(frames.contains { $0.type == 1 && $0.streamID == 1 }, "HEADERS on stream 1")
+    }
+
     @Test func withHTTP2OffThePrefaceIsABadHTTP1Request() throws {
         let channel = try makeChannel(http2: false)
         try send(channel, Self.preface)
