@@ -208,6 +208,11 @@ public final class ProxyServer: Sendable {
             // resumed, send timer armed and cancelled) although the socket took it at once.
             // 128 KiB is about what nginx holds per request (fastcgi_buffers + busy buffers).
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 128 * 1024))
+            // The read buffer stays with the connection between requests, so its first size is
+            // what every idle keep-alive connection holds: 1 KiB (nginx's client_header_buffer_size)
+            // rather than NIO's 2 KiB. It grows at once for clients that send more.
+            .childChannelOption(
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
         if case .tcp = address {
             bootstrap = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
         }
