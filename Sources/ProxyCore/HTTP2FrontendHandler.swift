@@ -25,7 +25,7 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
 
     let shared: ProxyContext
     let resources: LoopResources
-    let timeouts: ConnectionTimeoutHandler
+    let timeouts: ConnectionTimeouts
     let connectionInfo: ConnectionInfo
     let session: HTTP2ServerSession
     private var context: ChannelHandlerContext?
@@ -56,7 +56,7 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     private var upgrade: (head: HTTPRequestHead, settings: [UInt8])?
 
     init(
-        shared: ProxyContext, resources: LoopResources, timeouts: ConnectionTimeoutHandler, connectionInfo: ConnectionInfo,
+        shared: ProxyContext, resources: LoopResources, timeouts: ConnectionTimeouts, connectionInfo: ConnectionInfo,
         upgrade: (head: HTTPRequestHead, settings: [UInt8])? = nil
     ) {
         self.upgrade = upgrade
@@ -101,6 +101,8 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        timeouts.bytesArrived()
+        defer { timeouts.readHandled() }
         reading = true
         session.receive(unwrapInboundIn(data))
         processEvents()
@@ -133,6 +135,7 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        timeouts.stop()
         closed = true
         goAwayTimer?.cancel()
         goAwayTimer = nil

@@ -22,7 +22,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     let shared: ProxyContext
     let resources: LoopResources
-    let timeouts: ConnectionTimeoutHandler
+    let timeouts: ConnectionTimeouts
     let connectionInfo: ConnectionInfo
     private(set) var context: ChannelHandlerContext?
     private var parser: HTTP1RequestParser
@@ -67,7 +67,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     /// A body part this small is copied behind the head: one buffer, one iovec.
     private static let coalesceLimit = 4096
 
-    init(shared: ProxyContext, resources: LoopResources, timeouts: ConnectionTimeoutHandler, connectionInfo: ConnectionInfo) {
+    init(shared: ProxyContext, resources: LoopResources, timeouts: ConnectionTimeouts, connectionInfo: ConnectionInfo) {
         self.shared = shared
         self.resources = resources
         self.timeouts = timeouts
@@ -93,6 +93,8 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !inputFailed else { return }
         readCompleteFollows = true
+        timeouts.bytesArrived()
+        defer { timeouts.readHandled() }
         var buffer = unwrapInboundIn(data)
         if var pending = unparsed {
             unparsed = nil
@@ -316,6 +318,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        timeouts.stop()
         sendTimer?.cancel()
         sendTimer = nil
         let exchange = self.exchange
@@ -340,17 +343,8 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         closeAfterResponse = true
         guard exchange == nil, queue.isEmpty, !wasClosing else { return }
         // Idle, but the last response may still sit in the channel's outbound buffer (a slow
-        // reader): an empty write from the pipeline's start completes after it, then close.
-        let channel = context.channel
-        let flushed: EventLoopFuture<Void>
-        if let first = try? context.pipeline.syncOperations.context(handlerType: ConnectionTimeoutHandler.self) {
-            flushed = first.writeAndFlush(NIOAny(channel.allocator.buffer(capacity: 0)))
-        } else {
-            flushed = context.eventLoop.makeSucceededVoidFuture()
-        }
-        flushed.whenComplete { _ in
-            channel.close(promise: nil)
-        }
+        // reader): an empty write behind it completes after it, then close.
+        closeAfterFlush(context)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -258,7 +258,7 @@ public final class ProxyServer: Sendable {
         tls: Bool = false
     ) throws {
         let server = context.configuration.server
-        let timeouts = ConnectionTimeoutHandler(
+        let timeouts = ConnectionTimeouts(
             headerTimeout: TimeAmount(server.headerTimeout),
             keepaliveTimeout: TimeAmount(server.keepaliveTimeout)
         )
@@ -273,7 +273,8 @@ public final class ProxyServer: Sendable {
             throw ChannelError.ioOnClosedChannel
             #endif
         }
-        try sync.addHandler(timeouts)
+        // No handler of its own: the front end reports the bytes it reads (see ConnectionTimeouts).
+        timeouts.start(on: channel)
         let connectionInfo = ConnectionInfo(channel: channel, isTLS: tls)
         #if HTTP2
         if server.http2 {

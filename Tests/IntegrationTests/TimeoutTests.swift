@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 extension Integration {
-    /// `header_timeout` and `keepalive_timeout` (ConnectionTimeoutHandler), with 1 s clocks.
+    /// `header_timeout` and `keepalive_timeout` (ConnectionTimeouts), with 1 s clocks.
     ///
     /// Each front end sets only one of the two clocks short, so a close can be told apart:
     /// the other one is 30 s.

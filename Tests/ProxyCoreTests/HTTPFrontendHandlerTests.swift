@@ -121,4 +121,15 @@ import Testing
         channel.embeddedEventLoop.advanceTime(by: .seconds(3))
         #expect(!channel.isActive)
     }
+
+    @Test func wholeHeadsLeaveTheKeepaliveClockRunning() throws {
+        let channel = try makeChannel { $0.keepaliveTimeout = .seconds(60); $0.headerTimeout = .seconds(2) }
+        _ = try exchange(channel, "GET /app/missing.php HTTP/1.1\r\nHost: x\r\n\r\n")
+        // A second request whose head came whole was answered: idle again, on the 60 s clock.
+        _ = try exchange(channel, "GET /app/missing.php HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(3))
+        #expect(channel.isActive, "header_timeout must not run once the head is complete")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(58))
+        #expect(!channel.isActive)
+    }
 }

@@ -2,13 +2,12 @@ import NIOCore
 
 /// Enforces `header_timeout` and `keepalive_timeout` on a client connection.
 ///
-/// It sits before the HTTP decoder so it sees raw bytes: the first byte of a new request
-/// switches the idle (keep-alive) clock to the head clock, which a slow-loris head cannot
-/// stretch. While a request is being served no clock runs here (backend timeouts apply).
-final class ConnectionTimeoutHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
+/// Not a channel handler of its own: the front-end handler that reads the connection's bytes
+/// (HTTP/1 or HTTP/2) reports them, which saves a pipeline hop on every read. The first bytes
+/// of a new request switch the idle (keep-alive) clock to the head clock, which a slow-loris
+/// head cannot stretch. While a request is being served no clock runs here (backend timeouts
+/// apply).
+final class ConnectionTimeouts {
     private enum State {
         case waitingForRequest
         case readingHead
@@ -18,6 +17,9 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
     private let headerTimeout: TimeAmount
     private let keepaliveTimeout: TimeAmount
     private var state: State = .readingHead
+    /// Bytes of a new request came in this read; the head clock starts at its end unless the
+    /// head was complete by then (the usual case: no clock reading, no timer change).
+    private var headClockPending = false
     /// When the connection is due to close, if it stays as it is (nil while busy).
     private var deadline: NIODeadline?
     /// The one armed timer and when it fires. Lazy: state changes only move `deadline`; a timer
@@ -25,43 +27,45 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
     /// would cost an allocation and two heap operations each time.
     private var timer: Scheduled<Void>?
     private var timerFiresAt: NIODeadline?
-    private var context: ChannelHandlerContext?
+    private var eventLoop: (any EventLoop)?
+    /// Dropped by ``stop()``; until then a connection's handlers hold this, so it's a cycle
+    /// that the pipeline's teardown breaks.
+    private var channel: (any Channel)?
 
     init(headerTimeout: TimeAmount, keepaliveTimeout: TimeAmount) {
         self.headerTimeout = headerTimeout
         self.keepaliveTimeout = keepaliveTimeout
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        // The first request's head is on the clock from accept (as nginx's client_header_timeout).
+    /// The first request's head is on the clock from accept (as nginx's client_header_timeout).
+    func start(on channel: any Channel) {
+        self.channel = channel
+        eventLoop = channel.eventLoop
         arm(headerTimeout)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    /// The connection is gone: no timer outlives it.
+    func stop() {
         timer?.cancel()
         timer = nil
-        self.context = nil
+        eventLoop = nil
+        channel = nil
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .waitingForRequest = state else {
-            context.fireChannelRead(data)
-            return
-        }
+    /// Bytes arrived; call before handing them on.
+    func bytesArrived() {
+        guard case .waitingForRequest = state else { return }
         state = .readingHead
-        context.fireChannelRead(data)
-        // Usually the whole head came with these bytes and the exchange owns the clock already:
-        // the head clock (and its clock reading) is needed only when it did not.
+        headClockPending = true
+    }
+
+    /// The bytes of this read were handed on.
+    func readHandled() {
+        guard headClockPending else { return }
+        headClockPending = false
         if case .readingHead = state {
             arm(headerTimeout)
         }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
-        context.fireChannelInactive()
     }
 
     /// A whole request head arrived: the exchange owns the clock now.
@@ -78,7 +82,7 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
     }
 
     /// The loop's clock (virtual on an EmbeddedEventLoop, so the handler tests can drive it).
-    private var now: NIODeadline { context?.eventLoop.now ?? .now() }
+    private var now: NIODeadline { eventLoop?.now ?? .now() }
 
     private func arm(_ delay: TimeAmount, now: NIODeadline? = nil) {
         let due = (now ?? self.now) + delay
@@ -89,10 +93,10 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
 
     private func schedule(at due: NIODeadline) {
         timer?.cancel()
-        guard let context else { return }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        guard let eventLoop else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         timerFiresAt = due
-        timer = context.eventLoop.scheduleTask(deadline: due) {
+        timer = eventLoop.scheduleTask(deadline: due) {
             loopBound.value.fired()
         }
     }
@@ -107,9 +111,9 @@ final class ConnectionTimeoutHandler: ChannelInboundHandler {
         }
         // Neither an idle keep-alive connection nor a half-sent head gets a response:
         // closing is the cheapest answer and what nginx does.
-        context?.close(promise: nil)
+        channel?.close(promise: nil)
     }
 }
 
 @available(*, unavailable)
-extension ConnectionTimeoutHandler: Sendable {}
+extension ConnectionTimeouts: Sendable {}
