@@ -85,8 +85,24 @@ public struct CGIParameters: Sendable {
         connection: ConnectionInfo,
         serverSoftware: String
     ) -> CGIParameters {
+        build(
+            head: head, requestPath: requestPath, script: script, routeParams: route.params, contentLength: contentLength,
+            connection: connection, serverSoftware: serverSoftware)
+    }
+
+    /// The same with the route's `param` lines only (what an exchange passes: no copy of the
+    /// whole route configuration per request).
+    static func build(
+        head: HTTPRequestHead,
+        requestPath: RequestPath,
+        script: ResolvedScript,
+        routeParams: [(name: String, value: String)],
+        contentLength: Int?,
+        connection: ConnectionInfo,
+        serverSoftware: String
+    ) -> CGIParameters {
         var pairs: [(name: String, value: String)] = []
-        pairs.reserveCapacity(fixedParamCount + route.params.count + head.headers.count)
+        pairs.reserveCapacity(fixedParamCount + routeParams.count + head.headers.count)
 
         let host = (requestPath.absoluteFormHost ?? head.headers.first(name: "host")).flatMap {
             isSafeValue($0) ? $0 : nil
@@ -120,7 +136,7 @@ public struct CGIParameters: Sendable {
         pairs.append(("REDIRECT_STATUS", "200"))
 
         var routeHeaderNames: [String] = []
-        for param in route.params {
+        for param in routeParams {
             if let index = pairs.firstIndex(where: { $0.name == param.name }) {
                 pairs[index].value = param.value
             } else {

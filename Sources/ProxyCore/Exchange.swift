@@ -183,7 +183,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         }
         // Set before the script check: its 404 counts under the route (metrics).
         self.route = matched
-        let script = try shared.scriptResolver.resolve(path: requestPath.path, route: matched.config)
+        let script = try shared.scriptResolver.resolve(path: requestPath.path, route: matched)
         guard let poolIndex = matched.poolIndex else {
             throw HTTPError(500, "route \(matched.config.name) names unknown pool \(matched.config.pool)")
         }
@@ -221,7 +221,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             head: head,
             requestPath: requestPath,
             script: script,
-            route: route.config,
+            routeParams: route.config.params,
             contentLength: contentLength,
             connection: frontend.connectionInfo,
             serverSoftware: server.serverSoftware

@@ -62,28 +62,42 @@ public struct ScriptResolver: Sendable {
     ///   file under the root (else 404). An empty `split_path` makes the whole path the script
     ///   (with the index appended to a path ending in `/`).
     public func resolve(path: String, route: RouteConfig) throws(HTTPError) -> ResolvedScript {
-        if let script = route.script {
+        try resolve(path: path, script: route.script, root: route.root, index: route.index, splitPath: route.splitPath)
+    }
+
+    /// The same for a router's route: its four fields are read where they are, so the route's
+    /// configuration (a dozen strings and arrays) is not copied per request.
+    func resolve(path: String, route: Router.Route) throws(HTTPError) -> ResolvedScript {
+        try resolve(
+            path: path, script: route.config.script, root: route.config.root, index: route.config.index,
+            splitPath: route.config.splitPath)
+    }
+
+    private func resolve(
+        path: String, script: String?, root: String, index: String, splitPath: String
+    ) throws(HTTPError) -> ResolvedScript {
+        if let script {
             return ResolvedScript(
                 scriptFilename: script,
-                scriptName: Self.scriptName(ofFrontController: script, root: route.root),
+                scriptName: Self.scriptName(ofFrontController: script, root: root),
                 pathInfo: path,
-                documentRoot: route.root
+                documentRoot: root
             )
         }
 
         // The split comes first so PATH_INFO only ever holds what the client sent: "/a.php/" is
         // a.php with PATH_INFO "/", not a.php with PATH_INFO "/index.php".
         var fullPath = path
-        var found = Self.endOfScript(in: fullPath, splitPath: route.splitPath)
+        var found = Self.endOfScript(in: fullPath, splitPath: splitPath)
         if found == nil && fullPath.hasSuffix("/") {
-            fullPath += route.index
-            found = Self.endOfScript(in: fullPath, splitPath: route.splitPath)
+            fullPath += index
+            found = Self.endOfScript(in: fullPath, splitPath: splitPath)
         }
         guard let scriptEnd = found else {
-            throw HTTPError(404, "no \(route.splitPath) script in path")
+            throw HTTPError(404, "no \(splitPath) script in path")
         }
         let scriptName = String(fullPath[..<scriptEnd])
-        let scriptFilename = Self.join(root: route.root, path: scriptName)
+        let scriptFilename = Self.join(root: root, path: scriptName)
         guard isRegularFile(scriptFilename) else {
             throw HTTPError(404, "script is not a regular file: \(scriptFilename)")
         }
@@ -91,7 +105,7 @@ public struct ScriptResolver: Sendable {
             scriptFilename: scriptFilename,
             scriptName: scriptName,
             pathInfo: String(fullPath[scriptEnd...]),
-            documentRoot: route.root
+            documentRoot: root
         )
     }
 
