@@ -146,7 +146,7 @@ public struct CGIResponseHeadParser: Sendable {
         guard complete else { return .needMoreData }
         isComplete = true
         let body = buffer.readSlice(length: buffer.readableBytes) ?? ByteBuffer()
-        return .head(makeHead(), body: body)
+        return .head(takeHead(), body: body)
     }
 
     /// One line without its LF; true when it is the blank line that ends the block.
@@ -228,7 +228,10 @@ public struct CGIResponseHeadParser: Sendable {
         headers.append((String(decoding: name, as: UTF8.self), valueString))
     }
 
-    private func makeHead() -> CGIResponseHead {
+    /// The head, with the field list moved out of the parser (done with it) rather than copied.
+    private mutating func takeHead() -> CGIResponseHead {
+        var headers: [(name: String, value: String)] = []
+        swap(&headers, &self.headers)
         if let status {
             return CGIResponseHead(
                 status: status, reason: reason, headers: headers, kind: .document, contentLength: contentLength)
