@@ -42,8 +42,8 @@ public struct CGIResponseHead: Sendable, Equatable {
         var result = (date: false, server: false)
         for field in headers {
             switch field.name.utf8.count {
-            case 4 where field.name.lowercased() == "date": result.date = true
-            case 6 where field.name.lowercased() == "server": result.server = true
+            case 4 where field.name.equalsLowercasedASCII("date"): result.date = true
+            case 6 where field.name.equalsLowercasedASCII("server"): result.server = true
             default: break
             }
         }

@@ -431,7 +431,8 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func writeResponseHead(_ head: CGIResponseHead, request: HTTPRequestHead, hasBody: Bool, firstBody: ByteBuffer) {
         guard let context else { return }
         let isHTTP10 = request.version.major == 1 && request.version.minor == 0
-        var keepAlive = request.isKeepAlive && !closeAfterResponse
+        // The exchange read it from the head already (NIO's isKeepAlive scans the fields each time).
+        var keepAlive = (exchange?.keepAliveRequested ?? request.isKeepAlive) && !closeAfterResponse
         if hasBody && head.contentLength == nil && isHTTP10 {
             // No chunked encoding in HTTP/1.0: the end of the body is the end of the connection.
             keepAlive = false
