@@ -223,6 +223,8 @@ public struct HTTP1RequestParser: Sendable {
 
         // Field lines (RFC 9112 §5), until the empty line.
         var fields: [(String, String)] = []
+        // One allocation of about the right size: field lines average well over 32 bytes.
+        fields.reserveCapacity(min(64, max(4, bytes.count / 32)))
         var contentLength: Int?
         var contentLengthCount = 0
         var transferEncodingCount = 0
@@ -241,7 +243,6 @@ public struct HTTP1RequestParser: Sendable {
                 transferEncodingCount += 1
                 chunked = value.count == 7 && equalsLowercased(value, "chunked")
             }
-            if fields.isEmpty { fields.reserveCapacity(8) }
             fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
             index = line.next
         }
