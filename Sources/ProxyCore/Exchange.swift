@@ -834,6 +834,13 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     private func logAccess(now: NIODeadline? = nil) {
+        guard generation.accessLogBuffer != nil else {
+            // Counters only: no record (a copy of the head and a dozen fields) to build.
+            frontend.resources.countExchange(
+                route: route.map { ($0.config.line, $0.config.name) }, status: responseStatus, bodyBytesIn: bodyReceived,
+                bodyBytesOut: bytesSent, start: startTime, in: generation, now: now ?? .now())
+            return
+        }
         frontend.resources.exchangeEnded(
             ExchangeRecord(
                 remoteAddress: frontend.connectionInfo.remoteAddress,

@@ -80,17 +80,11 @@ extension LoopResources {
     /// `now`: a clock reading the caller has just taken, if any.
     func exchangeEnded(_ record: ExchangeRecord, in generation: ProxyGeneration, now: NIODeadline? = nil) {
         let now = now ?? NIODeadline.now()
-        let requestNanoseconds = (now - record.start).nanoseconds
-        let recording = generation.recording
-        let route = recording.routeSlot(record.route)
-        metrics.recordRequest(
-            route: route,
-            status: record.status,
-            nanoseconds: requestNanoseconds,
-            bodyBytesIn: record.bodyBytesIn,
-            bodyBytesOut: record.bodyBytesOut
-        )
+        let requestNanoseconds = countExchange(
+            route: record.route, status: record.status, bodyBytesIn: record.bodyBytesIn,
+            bodyBytesOut: record.bodyBytesOut, start: record.start, in: generation, now: now)
         guard let accessLogBuffer = generation.accessLogBuffer else { return }
+        let recording = generation.recording
         var upstreamAddress: String?
         var upstreamNanoseconds: Int64?
         if let pool = record.pool, let backend = record.backend, let upstreamStart = record.upstreamStart {
@@ -106,6 +100,24 @@ extension LoopResources {
             upstreamNanoseconds: upstreamNanoseconds,
             requestNanoseconds: requestNanoseconds
         )
+    }
+
+    /// The counters' part of ``exchangeEnded(_:in:now:)``, for a generation without access log
+    /// (no record to build). Returns the request's duration in nanoseconds.
+    @discardableResult
+    func countExchange(
+        route: (line: Int, name: String)?, status: Int, bodyBytesIn: Int, bodyBytesOut: Int, start: NIODeadline,
+        in generation: ProxyGeneration, now: NIODeadline
+    ) -> Int64 {
+        let requestNanoseconds = (now - start).nanoseconds
+        metrics.recordRequest(
+            route: generation.recording.routeSlot(route),
+            status: status,
+            nanoseconds: requestNanoseconds,
+            bodyBytesIn: bodyBytesIn,
+            bodyBytesOut: bodyBytesOut
+        )
+        return requestNanoseconds
     }
 
     /// A request the HTTP parser rejected before it had a head: logged as nginx does, with a
