@@ -124,9 +124,11 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         }
     }
 
-    /// Feeds parser events to the exchanges until the parser needs more bytes.
+    /// Feeds parser events to the exchanges until the parser needs more bytes, or until the
+    /// queue of pipelined requests is full: the rest stays bytes (far smaller than parsed
+    /// requests) until a response makes room (`parseUnparsed`).
     private func parse(_ buffer: inout ByteBuffer) {
-        while true {
+        while !queuePausedReading {
             #if HTTP2
             if switchedToHTTP2 { return }
             #endif
@@ -415,6 +417,17 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         readIfPending()
     }
 
+    /// Bytes kept while the queue was full, parsed once it has room again.
+    private func parseUnparsed() {
+        guard !queuePausedReading, !inputFailed, var pending = unparsed else { return }
+        unparsed = nil
+        parse(&pending)
+        // A response that ended during the parse may have parsed (and so emptied) `unparsed`.
+        if pending.readableBytes > 0, !inputFailed, unparsed == nil {
+            unparsed = pending
+        }
+    }
+
     private func readIfPending() {
         guard pendingRead, !exchangePausedReading, !queuePausedReading, let context else { return }
         pendingRead = false
@@ -508,6 +521,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
             // Before the queue runs: a queued head puts the clock back to "busy".
             timeouts.exchangeFinished(now: now)
             drainQueue()
+            parseUnparsed()
             context.flush()
             readIfPending()
         } else {

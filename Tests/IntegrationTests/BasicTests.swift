@@ -157,6 +157,23 @@ extension Integration {
             #expect(second.finals.first?.bodyText == "status 202\n")
         }
 
+        /// More pipelined requests in one write than the front end queues (64 events): the rest
+        /// waits as unparsed bytes and is served in order as responses make room.
+        @Test func floodOfPipelinedRequestsIsServedInOrder() async throws {
+            let f = try await Fixture.shared()
+            let conn = try RawHTTP(port: f.port)
+            let count = 300
+            var requests = ""
+            for index in 0..<count {
+                requests += "GET /status.php?code=\(200 + index % 3) HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            }
+            #expect(conn.send(requests))
+            let reply = conn.readResponses(count, timeout: .seconds(30))
+            try #require(reply.finals.count == count)
+            #expect(reply.finals.map(\.status) == (0..<count).map { 200 + $0 % 3 })
+            #expect(reply.finals.map(\.bodyText) == (0..<count).map { "status \(200 + $0 % 3)\n" })
+        }
+
         @Test func pipelinedRequestsAnswerInOrder() async throws {
             let f = try await Fixture.shared()
             let conn = try RawHTTP(port: f.port)
