@@ -28,8 +28,7 @@ final class ConnectionTimeouts {
     private var timer: Scheduled<Void>?
     private var timerFiresAt: NIODeadline?
     private var eventLoop: (any EventLoop)?
-    /// Dropped by ``stop()``; until then a connection's handlers hold this, so it's a cycle
-    /// that the pipeline's teardown breaks.
+    /// Dropped when the channel closes.
     private var channel: (any Channel)?
 
     init(headerTimeout: TimeAmount, keepaliveTimeout: TimeAmount) {
@@ -42,10 +41,15 @@ final class ConnectionTimeouts {
         self.channel = channel
         eventLoop = channel.eventLoop
         arm(headerTimeout)
+        // Whichever handler is in place when the connection closes (a front end, or the HTTP/2
+        // preface detector before one was chosen), no timer or channel reference outlives it.
+        let loopBound = NIOLoopBound(self, eventLoop: channel.eventLoop)
+        channel.closeFuture.whenComplete { _ in
+            loopBound.value.stop()
+        }
     }
 
-    /// The connection is gone: no timer outlives it.
-    func stop() {
+    private func stop() {
         timer?.cancel()
         timer = nil
         eventLoop = nil

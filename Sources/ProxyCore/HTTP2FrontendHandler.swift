@@ -135,7 +135,6 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timeouts.stop()
         closed = true
         goAwayTimer?.cancel()
         goAwayTimer = nil

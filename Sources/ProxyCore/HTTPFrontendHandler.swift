@@ -320,7 +320,6 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timeouts.stop()
         sendTimer?.cancel()
         sendTimer = nil
         let exchange = self.exchange
