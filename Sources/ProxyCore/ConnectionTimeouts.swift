@@ -41,15 +41,13 @@ final class ConnectionTimeouts {
         self.channel = channel
         eventLoop = channel.eventLoop
         arm(headerTimeout)
-        // Whichever handler is in place when the connection closes (a front end, or the HTTP/2
-        // preface detector before one was chosen), no timer or channel reference outlives it.
-        let loopBound = NIOLoopBound(self, eventLoop: channel.eventLoop)
-        channel.closeFuture.whenComplete { _ in
-            loopBound.value.stop()
-        }
     }
 
-    private func stop() {
+    /// The connection is gone: no timer, and through it this clock and the channel, outlives
+    /// it. Called by whichever handler holds the connection when it closes (a front end, or the
+    /// HTTP/2 preface detector before one was chosen): one `closeFuture` callback per
+    /// connection would cost ~160 bytes of every idle keep-alive connection.
+    func stop() {
         timer?.cancel()
         timer = nil
         eventLoop = nil

@@ -135,6 +135,7 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        timeouts.stop()
         closed = true
         goAwayTimer?.cancel()
         goAwayTimer = nil

@@ -21,11 +21,22 @@ final class HTTP2PrefaceDetector: ChannelInboundHandler, RemovableChannelHandler
     static let preface: StaticString = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
     private let install: (Choice, ChannelPipeline.SynchronousOperations) throws -> Void
+    private let timeouts: ConnectionTimeouts?
     private var held: ByteBuffer?
 
     /// `install` adds the chosen protocol's handlers at the end of the pipeline (behind this one).
-    init(install: @escaping (Choice, ChannelPipeline.SynchronousOperations) throws -> Void) {
+    /// `timeouts` are stopped if the connection closes before a protocol was chosen.
+    init(
+        timeouts: ConnectionTimeouts? = nil,
+        install: @escaping (Choice, ChannelPipeline.SynchronousOperations) throws -> Void
+    ) {
+        self.timeouts = timeouts
         self.install = install
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timeouts?.stop()
+        context.fireChannelInactive()
     }
 
     /// Which protocol `bytes` start with; nil while they are a proper prefix of the preface.

@@ -320,6 +320,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        timeouts.stop()
         sendTimer?.cancel()
         sendTimer = nil
         let exchange = self.exchange

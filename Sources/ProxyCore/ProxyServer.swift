@@ -281,7 +281,7 @@ public final class ProxyServer: Sendable {
             // The first bytes decide (see HTTP2PrefaceDetector): h2c with prior knowledge on a
             // cleartext listener, h2 after ALPN on a TLS one, HTTP/1.1 otherwise.
             try sync.addHandler(
-                HTTP2PrefaceDetector { choice, sync in
+                HTTP2PrefaceDetector(timeouts: timeouts) { choice, sync in
                     switch choice {
                     case .http1:
                         try sync.addHandler(
