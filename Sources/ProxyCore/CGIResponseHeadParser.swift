@@ -176,7 +176,7 @@ public struct CGIResponseHeadParser: Sendable {
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
             throw HTTPError(502, "CGI response header line without colon")
         }
-        guard colon > 0, line[..<colon].allSatisfy(isTokenByte) else {
+        guard colon > 0, line[..<colon].allSatisfy(HTTPSyntax.isTokenByte) else {
             throw HTTPError(502, "CGI response header name is not a token")
         }
         var start = colon + 1
@@ -195,7 +195,7 @@ public struct CGIResponseHeadParser: Sendable {
     }
 
     private mutating func addField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(HTTPError) {
-        if Self.name(name, is: "status") {
+        if HTTPSyntax.equalsLowercased(name, "status") {
             guard status == nil else {
                 throw HTTPError(502, "CGI response has two Status fields")
             }
@@ -204,12 +204,12 @@ public struct CGIResponseHeadParser: Sendable {
             self.reason = reason
             return
         }
-        if Self.hopByHopFields.contains(where: { Self.name(name, is: $0) }) {
+        if Self.hopByHopFields.contains(where: { HTTPSyntax.equalsLowercased(name, $0) }) {
             return
         }
         let valueString = String(decoding: value, as: UTF8.self)
-        if Self.name(name, is: "content-length") {
-            guard let length = Self.parseContentLength(value) else {
+        if HTTPSyntax.equalsLowercased(name, "content-length") {
+            guard let length = HTTPSyntax.decimal(value) else {
                 throw HTTPError(502, "invalid Content-Length in CGI response")
             }
             if let contentLength {
@@ -219,7 +219,7 @@ public struct CGIResponseHeadParser: Sendable {
                 return
             }
             contentLength = length
-        } else if Self.name(name, is: "location") {
+        } else if HTTPSyntax.equalsLowercased(name, "location") {
             guard location == nil else {
                 throw HTTPError(502, "CGI response has two Location fields")
             }
@@ -252,7 +252,7 @@ public struct CGIResponseHeadParser: Sendable {
 
     private static func parseStatus(_ value: UnsafeRawBufferPointer) throws(HTTPError) -> (Int, String?) {
         let digits = value.prefix(3)
-        guard digits.count == 3, digits.allSatisfy(isDigit) else {
+        guard digits.count == 3, digits.allSatisfy(HTTPSyntax.isDigit) else {
             throw HTTPError(502, "CGI Status is not a 3-digit code")
         }
         let rest = value.dropFirst(3)
@@ -266,46 +266,5 @@ public struct CGIResponseHeadParser: Sendable {
         }
         let reasonBytes = rest.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
         return (code, reasonBytes.isEmpty ? nil : String(decoding: reasonBytes, as: UTF8.self))
-    }
-
-    /// 1*DIGIT, small enough for Int; a comma list or sign is invalid.
-    private static func parseContentLength(_ value: UnsafeRawBufferPointer) -> Int? {
-        guard !value.isEmpty, value.count <= 18, value.allSatisfy(isDigit) else {
-            return nil
-        }
-        return value.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
-    }
-
-    private static func isDigit(_ byte: UInt8) -> Bool {
-        byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
-    }
-
-    /// RFC 9110 tchar.
-    private static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            true
-        default:
-            false
-        }
-    }
-
-    /// ASCII case-insensitive comparison with a lowercase name, without building a String.
-    private static func name(_ name: UnsafeRawBufferPointer, is lowercase: StaticString) -> Bool {
-        guard name.count == lowercase.utf8CodeUnitCount else {
-            return false
-        }
-        let expected = lowercase.utf8Start
-        for index in 0..<name.count {
-            let byte = name[index]
-            let lowered = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 0x20 : byte
-            if lowered != expected[index] { return false }
-        }
-        return true
     }
 }

@@ -236,12 +236,12 @@ public struct HTTP1RequestParser: Sendable {
             }
             let name = UnsafeRawBufferPointer(rebasing: bytes[line.nameStart..<line.nameEnd])
             let value = UnsafeRawBufferPointer(rebasing: bytes[line.valueStart..<line.valueEnd])
-            if name.count == 14, equalsLowercased(name, "content-length") {
+            if HTTPSyntax.equalsLowercased(name, "content-length") {
                 contentLengthCount += 1
-                contentLength = Self.contentLength(value)
-            } else if name.count == 17, equalsLowercased(name, "transfer-encoding") {
+                contentLength = HTTPSyntax.decimal(value)
+            } else if HTTPSyntax.equalsLowercased(name, "transfer-encoding") {
                 transferEncodingCount += 1
-                chunked = value.count == 7 && equalsLowercased(value, "chunked")
+                chunked = HTTPSyntax.equalsLowercased(value, "chunked")
             }
             fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
             index = line.next
@@ -273,8 +273,8 @@ public struct HTTP1RequestParser: Sendable {
         guard index + 10 <= bytes.count,
             bytes[index] == UInt8(ascii: "H"), bytes[index + 1] == UInt8(ascii: "T"),
             bytes[index + 2] == UInt8(ascii: "T"), bytes[index + 3] == UInt8(ascii: "P"),
-            bytes[index + 4] == UInt8(ascii: "/"), isDigit(bytes[index + 5]),
-            bytes[index + 6] == UInt8(ascii: "."), isDigit(bytes[index + 7]),
+            bytes[index + 4] == UInt8(ascii: "/"), HTTPSyntax.isDigit(bytes[index + 5]),
+            bytes[index + 6] == UInt8(ascii: "."), HTTPSyntax.isDigit(bytes[index + 7]),
             bytes[index + 8] == .cr, bytes[index + 9] == .lf
         else {
             throw malformed("invalid HTTP version")
@@ -316,7 +316,7 @@ public struct HTTP1RequestParser: Sendable {
     /// whitespace (obs-fold) fails here: its name is empty.
     private static func fieldLine(_ bytes: UnsafeRawBufferPointer, at start: Int) throws(HTTPError) -> FieldLine {
         var index = start
-        while isTokenByte(bytes[index]) { index += 1 }
+        while HTTPSyntax.isTokenByte(bytes[index]) { index += 1 }
         guard index > start, bytes[index] == UInt8(ascii: ":") else {
             throw malformed(index == start ? "field line without a name (or obs-fold)" : "invalid byte in a field name")
         }
@@ -334,28 +334,6 @@ public struct HTTP1RequestParser: Sendable {
             valueEnd -= 1
         }
         return FieldLine(nameStart: start, nameEnd: nameEnd, valueStart: valueStart, valueEnd: valueEnd, next: index + 2)
-    }
-
-    /// 1*DIGIT, at most 18 of them (so it fits an Int); nil otherwise.
-    private static func contentLength(_ value: UnsafeRawBufferPointer) -> Int? {
-        guard value.count > 0, value.count <= 18 else { return nil }
-        var length = 0
-        for byte in value {
-            guard isDigit(byte) else { return nil }
-            length = length * 10 + Int(byte - UInt8(ascii: "0"))
-        }
-        return length
-    }
-
-    /// `bytes` equals `lowercase` ignoring ASCII case; `lowercase` is letters and `-` only (a
-    /// token byte ORed with 0x20 matches one of those only if it is that letter in either case).
-    private static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = lowercase.utf8Start
-        for index in 0..<bytes.count where bytes[index] | 0x20 != expected[index] {
-            return false
-        }
-        return true
     }
 
     // MARK: Chunked body
@@ -422,17 +400,6 @@ public struct HTTP1RequestParser: Sendable {
 
     // MARK: Byte classes
 
-    /// tchar (RFC 9110 §5.6.2) as two bit masks: bytes 0–63 and 64–127.
-    private static let tokenLow: UInt64 = 0x03ff_6cfa_0000_0000
-    private static let tokenHigh: UInt64 = 0x57ff_ffff_c7ff_fffe
-
-    @inline(__always)
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        if byte < 64 { return tokenLow >> byte & 1 == 1 }
-        if byte < 128 { return tokenHigh >> (byte - 64) & 1 == 1 }
-        return false
-    }
-
     /// Methods as nginx takes them: upper-case letters, `-` and `_`.
     @inline(__always)
     private static func isMethodByte(_ byte: UInt8) -> Bool {
@@ -449,11 +416,6 @@ public struct HTTP1RequestParser: Sendable {
     @inline(__always)
     private static func isFieldByte(_ byte: UInt8) -> Bool {
         byte == .tab || (byte >= 0x20 && byte != 0x7F)
-    }
-
-    @inline(__always)
-    private static func isDigit(_ byte: UInt8) -> Bool {
-        byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
     }
 
     @inline(__always)
