@@ -41,11 +41,11 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     /// Called once when the channel closes, with the tickets of requests that still held a slot.
     var onClose: ((FastCGIConnection, [Int]) -> Void)?
-    /// Called when a request's id is free again (END_REQUEST, or a rejection nobody waits for);
-    /// `aborted` when its receiver had left.
     /// When the current (or last) read began: the clock is read once per read, and what the
     /// records of that read cause (read clocks, END_REQUEST times, slots freed) uses this.
     public private(set) var readTime = NIODeadline.now()
+    /// Called when a request's id is free again (END_REQUEST, or a rejection nobody waits for);
+    /// `aborted` when its receiver had left; with the clock reading of the read that freed it.
     var onSlotFreed: ((FastCGIConnection, Int, Bool, NIODeadline) -> Void)?
     /// The ticket the pool handed this connection out for; taken by the next ``startRequest``.
     private var assignedTicket = 0

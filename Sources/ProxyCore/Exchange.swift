@@ -834,10 +834,11 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     private func logAccess(now: NIODeadline? = nil) {
+        let routeID = route.map { (line: $0.config.line, name: $0.config.name) }
         guard generation.accessLogBuffer != nil else {
             // Counters only: no record (a copy of the head and a dozen fields) to build.
             frontend.resources.countExchange(
-                route: route.map { ($0.config.line, $0.config.name) }, status: responseStatus, bodyBytesIn: bodyReceived,
+                route: routeID, status: responseStatus, bodyBytesIn: bodyReceived,
                 bodyBytesOut: bytesSent, start: startTime, in: generation, now: now ?? .now())
             return
         }
@@ -848,7 +849,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 status: responseStatus,
                 bodyBytesIn: bodyReceived,
                 bodyBytesOut: bytesSent,
-                route: route.map { ($0.config.line, $0.config.name) },
+                route: routeID,
                 pool: route == nil ? nil : poolIndex,
                 backend: backendIndex,
                 start: startTime,

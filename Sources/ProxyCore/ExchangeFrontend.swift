@@ -36,7 +36,7 @@ protocol ExchangeFrontend: AnyObject {
     func writeResponseBody(_ data: ByteBuffer)
     func flush()
     /// A complete small response for an error the proxy decided; the caller then calls
-    /// ``finish(_:keepAlive:)``. Returns the body bytes written (for the access log).
+    /// ``finish(_:keepAlive:now:)``. Returns the body bytes written (for the access log).
     func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, keepAlive: Bool, isHead: Bool) -> Int
     /// Ends the exchange's response cleanly. Must be the exchange's last call. `now`: a clock
     /// reading taken just before (the backend's END_REQUEST), if there is one.

@@ -74,11 +74,10 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         self.connectionInfo = connectionInfo
         let server = shared.configuration.server
         self.parser = HTTP1RequestParser(
-            limits: HTTP1RequestParser.Limits(maxHeadSize: server.maxHeaderSize, maxFieldCount: Self.maxFieldCount))
+            // The field-count limit stays the parser's default (1000, as NIO's decoder had): the
+            // byte limit is what binds.
+            limits: HTTP1RequestParser.Limits(maxHeadSize: server.maxHeaderSize))
     }
-
-    /// As many fields as NIO's decoder allowed before: the byte limit is what binds.
-    static let maxFieldCount = 1000
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
