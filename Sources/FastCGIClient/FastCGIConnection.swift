@@ -63,6 +63,8 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     /// Any record received since connect. A fresh connection that stays silent may be waiting in
     /// the backend's listen queue for a worker (see the pool's stall check).
     public private(set) var hasHeardFromBackend = false
+    private var channelIsActive = false
+    private var channelIsWritable = false
 
     init(backendIndex: Int, id: Int = 0, capacity: Int = 1) {
         self.backendIndex = backendIndex
@@ -72,17 +74,26 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     }
 
     public var channel: (any Channel)? { context?.channel }
-    public var isWritable: Bool { context?.channel.isWritable ?? false }
+    public var isWritable: Bool { channelIsWritable }
     /// More than one request may run at once on this connection.
     public var isMultiplexed: Bool { stateMachine.capacity > 1 }
     public var capacity: Int { stateMachine.capacity }
     public var activeCount: Int { stateMachine.activeCount }
     /// True when a new request may start on this connection now.
-    public var hasFreeSlot: Bool { stateMachine.hasFreeSlot && (context?.channel.isActive ?? false) }
+    public var hasFreeSlot: Bool { stateMachine.hasFreeSlot && isActive }
     /// True when nothing runs and the connection may carry more requests.
-    public var isReusable: Bool { stateMachine.isIdle && (context?.channel.isActive ?? false) }
+    public var isReusable: Bool { stateMachine.isIdle && isActive }
+    /// The channel is open and connected. Remembered once seen: asking the channel costs a
+    /// protocol call and a retain/release pair, several times per request. Asked again while
+    /// not yet seen, because the connect future completes before channelActive reaches us (TCP).
+    private var isActive: Bool {
+        if channelIsActive { return true }
+        guard let context, context.channel.isActive else { return false }
+        channelIsActive = true
+        return true
+    }
     /// False once the connection must not take new requests (retired, tainted, closed).
-    public var isUsable: Bool { stateMachine.state == .open && !stateMachine.tainted && (context?.channel.isActive ?? false) }
+    public var isUsable: Bool { stateMachine.state == .open && !stateMachine.tainted && isActive }
 
     /// Called by the pool right before handing the connection out for `ticket`.
     func assign(ticket: Int) {
@@ -165,6 +176,13 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     /// Closes the connection; requests still on it fail with ``BackendError/closedEarly``
     /// (except those whose receivers already left).
     public func close() {
+        closeChannel()
+    }
+
+    /// Closing takes the connection out of use at once: the pool must not hand it out between
+    /// the close and the channelInactive that follows.
+    private func closeChannel() {
+        channelIsActive = false
         context?.close(promise: nil)
     }
 
@@ -172,10 +190,20 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // Tracked from the channel's events rather than asked of it per request (see isActive).
+        channelIsActive = context.channel.isActive
+        channelIsWritable = context.channel.isWritable
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        channelIsActive = false
+        channelIsWritable = false
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        channelIsActive = true
+        context.fireChannelActive()
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -235,7 +263,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
             onManagementRecord?(record)
         case .failAndClose(let error):
             failAll(error)
-            context?.close(promise: nil)
+            closeChannel()
         }
     }
 
@@ -260,6 +288,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
+        channelIsWritable = writable
         for waiter in waiters {
             waiter.receiver?.backendWritabilityChanged(isWritable: writable)
         }
@@ -267,6 +296,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        channelIsActive = false
         readTimer?.cancel()
         readTimer = nil
         _ = stateMachine.closed()
@@ -290,7 +320,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         } else if case .failAndClose(let failure) = stateMachine.decodingFailed(error) {
             failAll(failure)
         }
-        context.close(promise: nil)
+        closeChannel()
     }
 
     public func read(context: ChannelHandlerContext) {
@@ -362,7 +392,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
             if case .failAndClose? = stateMachine.readTimedOut(requestID: requestID) {
                 // Alone on its connection: closing is the only abort PHP-FPM notices.
                 failAll(.readTimeout)
-                context?.close(promise: nil)
+                closeChannel()
                 return
             }
             abort(requestID: requestID)

@@ -238,9 +238,10 @@ public final class FastCGIConnectionPool {
     }
 
     private func schedule(at deadline: NIODeadline, _ body: @escaping (FastCGIConnectionPool) -> Void) -> Scheduled<Void> {
-        eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-            if let self { body(self) }
-        }
+        // Strong: the task holds the pool until it fires or is cancelled, both bounded. No weak
+        // reference to the pool anywhere: one would give it a side table, and every retain and
+        // release of it on the request path would take the runtime's slow path.
+        eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { body(self) }
     }
 
     // MARK: Connections
@@ -281,8 +282,9 @@ public final class FastCGIConnectionPool {
     private func established(_ connection: FastCGIConnection, _ connectionID: FastCGIPoolStateMachine.ConnectionID) {
         connections[connectionID.rawValue] = connection
         watchForStall(connection)
-        connection.onSlotFreed = { [weak self] connection, ticket, aborted, now in
-            guard let self else { return }
+        // These two hold the pool strongly; the connection drops both when it closes, which
+        // breaks the cycle (see FastCGIConnection.channelInactive).
+        connection.onSlotFreed = { connection, ticket, aborted, now in
             self.callbacks.removeValue(forKey: ticket)
             if !connection.isUsable, self.connections.removeValue(forKey: connection.id) != nil {
                 // Retired or tainted: out of the machine before the slot frees, so the slot is
@@ -295,8 +297,7 @@ public final class FastCGIConnectionPool {
             self.perform(actions)
             self.returnActionList(&actions)
         }
-        connection.onClose = { [weak self] closed, heldTickets in
-            guard let self else { return }
+        connection.onClose = { closed, heldTickets in
             self.idleTimers.removeValue(forKey: closed.id)?.timer.cancel()
             self.idleDeadlines.removeValue(forKey: closed.id)
             if self.connections.removeValue(forKey: closed.id) != nil {
@@ -327,8 +328,10 @@ public final class FastCGIConnectionPool {
     public static let stallCheckInterval: TimeAmount = .milliseconds(200)
 
     private func watchForStall(_ connection: FastCGIConnection) {
-        _ = schedule(at: .now() + Self.stallCheckInterval) { [weak connection] pool in
-            guard let connection, !connection.hasHeardFromBackend, connection.channel?.isActive == true else { return }
+        // By id, not a weak reference (which would give every connection a side table).
+        let id = connection.id
+        _ = schedule(at: .now() + Self.stallCheckInterval) { pool in
+            guard let connection = pool.connections[id], !connection.hasHeardFromBackend, connection.channel?.isActive == true else { return }
             if connection.activeCount > 0, let idle = pool.connections.values.first(where: {
                 $0 !== connection && $0.backendIndex == connection.backendIndex && $0.isReusable
             }) {
@@ -368,8 +371,8 @@ public final class FastCGIConnectionPool {
         let configured: Int
         if case .auto(let max) = settings.multiplex { configured = max } else { configured = 1 }
         // nil: no answer (counts as "does not multiplex"); a dictionary: the answer.
-        let finish: ([String: String]?) -> Void = { [weak self] values in
-            guard let self, self.probing.remove(backend) != nil else { return }
+        let finish: ([String: String]?) -> Void = { values in
+            guard self.probing.remove(backend) != nil else { return }
             if let limit = values.flatMap({ Int($0[FastCGIConstants.maxConns] ?? "") }), limit > 0 {
                 self.machine.backendConnectionLimitKnown(backend: backend, limit: self.shareOfBackendLimit(limit))
             }

@@ -64,6 +64,9 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     private var responseChunked = false
     /// A chunk was written whose closing CRLF has not been: it goes with the next size line.
     private var chunkOpen = false
+    /// The channel's writability, as channelWritabilityChanged last reported it.
+    private var channelIsWritable = false
+    private var channelAllocator = ByteBufferAllocator()
     /// A body part this small is copied behind the head: one buffer, one iovec.
     private static let coalesceLimit = 4096
 
@@ -81,10 +84,15 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // Kept here rather than asked of the channel each time: every `context.channel` is a
+        // protocol call and a retain/release pair, several per request.
+        channelIsWritable = context.channel.isWritable
+        channelAllocator = context.channel.allocator
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        channelIsWritable = false
     }
 
     // MARK: Inbound
@@ -114,7 +122,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
             // A partial message: usually a few bytes of a large read buffer, so keep a copy that
             // fits rather than the whole buffer (idle connections hold this).
             if buffer.readerIndex > 0 || buffer.capacity > 2 * buffer.readableBytes + 1024 {
-                var copy = context.channel.allocator.buffer(capacity: buffer.readableBytes)
+                var copy = channelAllocator.buffer(capacity: buffer.readableBytes)
                 copy.writeBuffer(&buffer)
                 unparsed = copy
             } else {
@@ -216,7 +224,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     /// 101, then the pipeline becomes HTTP/2's: the request becomes stream 1 and is answered there.
     private func switchToHTTP2(_ upgrade: (head: HTTPRequestHead, settings: [UInt8])) {
         guard let context else { return }
-        var response = context.channel.allocator.buffer(capacity: 80)
+        var response = channelAllocator.buffer(capacity: 80)
         response.writeStaticString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
         context.write(wrapOutboundOut(response), promise: nil)
         let sync = context.pipeline.syncOperations
@@ -303,6 +311,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
+        channelIsWritable = writable
         if writable {
             sendTimer?.cancel()
             sendTimer = nil
@@ -385,7 +394,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     /// Flushes what is written, then closes (a write of nothing completes after the others).
     private func closeAfterFlush(_ context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete {
+        context.writeAndFlush(wrapOutboundOut(channelAllocator.buffer(capacity: 0))).whenComplete {
             [channel = context.channel] _ in
             channel.close(promise: nil)
         }
@@ -403,9 +412,9 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     // MARK: ExchangeFrontend
 
-    var isWritable: Bool { context?.channel.isWritable ?? false }
+    var isWritable: Bool { channelIsWritable }
 
-    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
+    var allocator: ByteBufferAllocator { channelAllocator }
 
     func pauseReading() {
         exchangePausedReading = true
@@ -435,7 +444,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     func sendContinue() {
         guard let context else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 25)
+        var buffer = channelAllocator.buffer(capacity: 25)
         buffer.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
@@ -483,7 +492,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func writeResponseBody(_ data: ByteBuffer) {
         guard let context, data.readableBytes > 0 else { return }
         if responseChunked {
-            var header = context.channel.allocator.buffer(capacity: 24)
+            var header = channelAllocator.buffer(capacity: 24)
             header.writeHTTP1ChunkHeader(length: data.readableBytes, closingPrevious: chunkOpen)
             chunkOpen = true
             context.write(wrapOutboundOut(header), promise: nil)
@@ -510,7 +519,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         self.exchange = nil
         exchangePausedReading = false
         if responseChunked {
-            var end = context.channel.allocator.buffer(capacity: 8)
+            var end = channelAllocator.buffer(capacity: 8)
             end.writeHTTP1ChunkedEnd(closingPrevious: chunkOpen)
             context.write(wrapOutboundOut(end), promise: nil)
             responseChunked = false
@@ -548,7 +557,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, keepAlive: Bool, isHead: Bool) -> Int {
         guard let context else { return 0 }
         let status = HTTPResponseStatus(statusCode: error.status)
-        var body = context.channel.allocator.buffer(capacity: 160)
+        var body = channelAllocator.buffer(capacity: 160)
         body.writeString("<html><head><title>\(error.status) \(status.reasonPhrase)</title></head><body><h1>\(error.status) \(status.reasonPhrase)</h1></body></html>\n")
         var fields: [(name: String, value: String)] = [
             ("Content-Type", "text/html"),
@@ -563,7 +572,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         let isHTTP10 = version.major == 1 && version.minor == 0
         responseChunked = false
         chunkOpen = false
-        var buffer = context.channel.allocator.buffer(capacity: 256 + body.readableBytes)
+        var buffer = channelAllocator.buffer(capacity: 256 + body.readableBytes)
         buffer.writeHTTP1ResponseHead(
             isHTTP10: isHTTP10,
             status: error.status,
