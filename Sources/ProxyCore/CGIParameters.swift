@@ -6,11 +6,18 @@ public struct ConnectionInfo: Sendable, Equatable {
     /// REMOTE_ADDR: the peer's IP address without brackets or port.
     public var remoteAddress: String
     /// REMOTE_PORT.
-    public var remotePort: Int
+    public var remotePort: Int {
+        didSet { remotePortText = String(remotePort) }
+    }
     /// SERVER_ADDR, and SERVER_NAME when the request has no host.
     public var localAddress: String
     /// SERVER_PORT.
-    public var localPort: Int
+    public var localPort: Int {
+        didSet { localPortText = String(localPort) }
+    }
+    /// The ports as PARAMS values, made once per connection rather than once per request.
+    private(set) var remotePortText: String
+    private(set) var localPortText: String
     /// Whether the connection is TLS (REQUEST_SCHEME https, HTTPS=on).
     public var isTLS: Bool
 
@@ -18,8 +25,10 @@ public struct ConnectionInfo: Sendable, Equatable {
     public init(remoteAddress: String, remotePort: Int, localAddress: String, localPort: Int, isTLS: Bool) {
         self.remoteAddress = remoteAddress
         self.remotePort = remotePort
+        self.remotePortText = String(remotePort)
         self.localAddress = localAddress
         self.localPort = localPort
+        self.localPortText = String(localPort)
         self.isTLS = isTLS
     }
 
@@ -123,10 +132,10 @@ public struct CGIParameters: Sendable {
         pairs.append(("CONTENT_LENGTH", contentLength.map { String($0) } ?? ""))
         pairs.append(("SERVER_PROTOCOL", protocolName(head.version)))
         pairs.append(("SERVER_NAME", serverName ?? connection.localAddress))
-        pairs.append(("SERVER_PORT", String(connection.localPort)))
+        pairs.append(("SERVER_PORT", connection.localPortText))
         pairs.append(("SERVER_ADDR", connection.localAddress))
         pairs.append(("REMOTE_ADDR", connection.remoteAddress))
-        pairs.append(("REMOTE_PORT", String(connection.remotePort)))
+        pairs.append(("REMOTE_PORT", connection.remotePortText))
         pairs.append(("GATEWAY_INTERFACE", "CGI/1.1"))
         pairs.append(("SERVER_SOFTWARE", serverSoftware))
         pairs.append(("REQUEST_SCHEME", connection.isTLS ? "https" : "http"))
@@ -204,45 +213,52 @@ public struct CGIParameters: Sendable {
     /// `HTTP_` + the name uppercased with `-` → `_`, or nil for a name with any other character.
     private static func cgiName(forHeader name: String) -> String? {
         let utf8 = name.utf8
-        guard !utf8.isEmpty else {
-            return nil
+        let valid = name.withUTF8Bytes { bytes in
+            !bytes.isEmpty
+                && bytes.allSatisfy { byte in
+                    switch byte {
+                    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                        UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"):
+                        true
+                    default:
+                        false
+                    }
+                }
         }
-        for byte in utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"):
-                continue
-            default:
-                return nil
-            }
+        guard valid else {
+            return nil
         }
         // Shorter names fit a String inline: building them costs no allocation.
         if utf8.count > 10, let known = knownCGIName(forHeader: utf8) {
             return known
         }
-        let prefix = "HTTP_".utf8
-        return String(unsafeUninitializedCapacity: prefix.count + utf8.count) { buffer in
-            var position = 0
-            for byte in prefix {
-                buffer[position] = byte
-                position += 1
-            }
-            for byte in utf8 {
-                switch byte {
-                case UInt8(ascii: "-"): buffer[position] = UInt8(ascii: "_")
-                case UInt8(ascii: "a")...UInt8(ascii: "z"): buffer[position] = byte - 0x20
-                default: buffer[position] = byte
+        let prefix: StaticString = "HTTP_"
+        return name.withUTF8Bytes { bytes in
+            String(unsafeUninitializedCapacity: prefix.utf8CodeUnitCount + bytes.count) { buffer in
+                var position = 0
+                for offset in 0..<prefix.utf8CodeUnitCount {
+                    buffer[position] = prefix.utf8Start[offset]
+                    position += 1
                 }
-                position += 1
+                for byte in bytes {
+                    switch byte {
+                    case UInt8(ascii: "-"): buffer[position] = UInt8(ascii: "_")
+                    case UInt8(ascii: "a")...UInt8(ascii: "z"): buffer[position] = byte - 0x20
+                    default: buffer[position] = byte
+                    }
+                    position += 1
+                }
+                return position
             }
-            return position
         }
     }
 
     /// The HTTP/1 parser already refuses these; checked again because an HTTP/2 front end or a
     /// future decoder option must not be able to carry them into `$_SERVER`.
     private static func isSafeValue(_ value: String) -> Bool {
-        !value.utf8.contains { $0 == 0 || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }
+        value.withUTF8Bytes { bytes in
+            !bytes.contains { $0 == 0 || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }
+        }
     }
 
     /// Literals for the versions we speak: an interpolated string costs an allocation.

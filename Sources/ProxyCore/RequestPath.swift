@@ -28,7 +28,10 @@ public struct RequestPath: Sendable, Equatable {
     /// Splits and normalizes `target`; throws `HTTPError(400)` for anything the policy above rejects.
     public init(target: String) throws(HTTPError) {
         // Raw controls are checked over the whole target once, authority included.
-        for byte in target.utf8 where Self.isControl(byte) || byte == UInt8(ascii: " ") || byte == UInt8(ascii: "#") {
+        let clean = target.withUTF8Bytes { bytes in
+            !bytes.contains { Self.isControl($0) || $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "#") }
+        }
+        guard clean else {
             throw HTTPError(400, "invalid character in request-target")
         }
         let originForm: Substring

@@ -140,21 +140,24 @@ public struct Router: Sendable {
     /// or IPv4 address, optionally with a port. Nil for anything else (uppercase, brackets,
     /// non-ASCII), which takes the general path.
     private static func normalizedASCIIHost(_ host: String) -> String? {
-        var lastColon: Int?
-        var count = 0
-        for byte in host.utf8 {
-            switch byte {
-            case UInt8(ascii: "["), UInt8(ascii: "A")...UInt8(ascii: "Z"), 0x80...: return nil
-            case UInt8(ascii: ":"): lastColon = count
-            default: break
+        // (end of the name, byte count), or nil for the general path.
+        let scanned = host.withUTF8Bytes { bytes -> (Int, Int)? in
+            var lastColon: Int?
+            for index in bytes.indices {
+                switch bytes[index] {
+                case UInt8(ascii: "["), UInt8(ascii: "A")...UInt8(ascii: "Z"), 0x80...: return nil
+                case UInt8(ascii: ":"): lastColon = index
+                default: break
+                }
             }
-            count += 1
+            var end = lastColon ?? bytes.count
+            if end > 0, bytes[end - 1] == UInt8(ascii: ".") {
+                end -= 1
+            }
+            return (end, bytes.count)
         }
-        var bytes = host.utf8.prefix(lastColon ?? count)
-        if bytes.last == UInt8(ascii: ".") {
-            bytes = bytes.dropLast()
-        }
-        return bytes.count == count ? host : String(Substring(bytes))
+        guard let (end, count) = scanned else { return nil }
+        return end == count ? host : String(Substring(host.utf8.prefix(end)))
     }
 
     /// Config hosts are written lowercased without port; an IPv6 literal may be written with or
