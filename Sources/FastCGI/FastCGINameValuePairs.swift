@@ -20,23 +20,9 @@ public enum FastCGINameValuePairs {
     /// One reservation and one raw copy per string: this runs ~25 times per proxied request, and
     /// ByteBuffer's checked per-integer and per-string writes cost more than the bytes themselves.
     public static func write(name: String, value: String, to buffer: inout ByteBuffer) {
-        var name = name
-        var value = value
-        let nameLength = name.utf8.count
-        let valueLength = value.utf8.count
-        let total = self.encodedLength(nameLength: nameLength, valueLength: valueLength)
+        let total = self.encodedLength(nameLength: name.utf8.count, valueLength: value.utf8.count)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
-            var position = self.storeLength(nameLength, into: out, at: 0)
-            position = self.storeLength(valueLength, into: out, at: position)
-            position += name.withUTF8 { bytes in
-                UnsafeMutableRawBufferPointer(rebasing: out[position...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
-                return bytes.count
-            }
-            position += value.withUTF8 { bytes in
-                UnsafeMutableRawBufferPointer(rebasing: out[position...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
-                return bytes.count
-            }
-            return position
+            self.storePair(name: name, value: value, into: out, at: 0)
         }
     }
 
