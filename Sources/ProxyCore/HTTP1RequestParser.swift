@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 import NIOHTTP1
 
@@ -169,16 +174,19 @@ public struct HTTP1RequestParser: Sendable {
     ) throws(HTTPError) -> Int? {
         var index = from
         let count = bytes.count
-        while index < count {
-            if bytes[index] == .lf {
-                guard index > 0, bytes[index - 1] == .cr else {
-                    throw malformed("bare LF in the \(what)")
-                }
-                // CRLF CRLF, or a section that is one empty line (trailers).
-                if index == 1 || bytes[index - 2] == .lf {
-                    guard index < limit else { throw tooLarge(what) }
-                    return index + 1
-                }
+        // memchr finds each LF (a head is a few hundred bytes of which a dozen are line ends)
+        // several times faster than a byte loop.
+        while index < count, let base = bytes.baseAddress,
+            let found = memchr(base + index, Int32(UInt8.lf), count - index)
+        {
+            index = base.distance(to: UnsafeRawPointer(found))
+            guard index > 0, bytes[index - 1] == .cr else {
+                throw malformed("bare LF in the \(what)")
+            }
+            // CRLF CRLF, or a section that is one empty line (trailers).
+            if index == 1 || bytes[index - 2] == .lf {
+                guard index < limit else { throw tooLarge(what) }
+                return index + 1
             }
             index += 1
         }
