@@ -175,13 +175,9 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     /// Closes the connection; requests still on it fail with ``BackendError/closedEarly``
     /// (except those whose receivers already left).
+    /// Out of use at once: the pool must not hand it out between the close and the
+    /// channelInactive that follows.
     public func close() {
-        closeChannel()
-    }
-
-    /// Closing takes the connection out of use at once: the pool must not hand it out between
-    /// the close and the channelInactive that follows.
-    private func closeChannel() {
         channelIsActive = false
         context?.close(promise: nil)
     }
@@ -263,7 +259,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
             onManagementRecord?(record)
         case .failAndClose(let error):
             failAll(error)
-            closeChannel()
+            close()
         }
     }
 
@@ -320,7 +316,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         } else if case .failAndClose(let failure) = stateMachine.decodingFailed(error) {
             failAll(failure)
         }
-        closeChannel()
+        close()
     }
 
     public func read(context: ChannelHandlerContext) {
@@ -392,7 +388,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
             if case .failAndClose? = stateMachine.readTimedOut(requestID: requestID) {
                 // Alone on its connection: closing is the only abort PHP-FPM notices.
                 failAll(.readTimeout)
-                closeChannel()
+                close()
                 return
             }
             abort(requestID: requestID)

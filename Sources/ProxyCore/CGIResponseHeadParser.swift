@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
 
 /// The CGI response header block (RFC 3875 §6) turned into what the front end sends or does.
@@ -122,15 +117,11 @@ public struct CGIResponseHeadParser: Sendable {
             Swift.Result { () throws(HTTPError) -> (Int, Bool) in
                 var start = 0
                 while start < bytes.count {
-                    // memchr: several times faster than a byte loop over the slice.
-                    guard let base = bytes.baseAddress,
-                        let found = memchr(base + start, Int32(UInt8(ascii: "\n")), bytes.count - start)
-                    else {
+                    guard let lineFeed = HTTPSyntax.lineFeed(in: bytes, from: start) else {
                         try count(bytes.count - start)
                         line.append(contentsOf: bytes[start...])
                         return (bytes.count, false)
                     }
-                    let lineFeed = base.distance(to: UnsafeRawPointer(found))
                     try count(lineFeed - start + 1)
                     let done: Bool
                     if line.isEmpty {

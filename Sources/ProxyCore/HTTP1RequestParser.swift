@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
 import NIOHTTP1
 
@@ -174,12 +169,8 @@ public struct HTTP1RequestParser: Sendable {
     ) throws(HTTPError) -> Int? {
         var index = from
         let count = bytes.count
-        // memchr finds each LF (a head is a few hundred bytes of which a dozen are line ends)
-        // several times faster than a byte loop.
-        while index < count, let base = bytes.baseAddress,
-            let found = memchr(base + index, Int32(UInt8.lf), count - index)
-        {
-            index = base.distance(to: UnsafeRawPointer(found))
+        while let lineFeed = HTTPSyntax.lineFeed(in: bytes, from: index) {
+            index = lineFeed
             guard index > 0, bytes[index - 1] == .cr else {
                 throw malformed("bare LF in the \(what)")
             }

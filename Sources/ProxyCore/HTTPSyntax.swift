@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Byte classes and small parses of HTTP syntax (RFC 9110) shared by the two parsers that read
 /// raw header bytes: `HTTP1RequestParser` (client requests) and `CGIResponseHeadParser`
 /// (backend responses).
@@ -40,5 +46,14 @@ enum HTTPSyntax {
             if lowered != expected[index] { return false }
         }
         return true
+    }
+
+    /// The index of the first LF at or after `start`, or nil. memchr: a head is a few hundred
+    /// bytes of which a dozen are line ends, and it finds them several times faster than a loop.
+    static func lineFeed(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard start < bytes.count, let base = bytes.baseAddress,
+            let found = memchr(base + start, Int32(UInt8(ascii: "\n")), bytes.count - start)
+        else { return nil }
+        return base.distance(to: UnsafeRawPointer(found))
     }
 }

@@ -15,14 +15,6 @@ extension String {
     /// building a lowercased copy: header names are compared this way on every request.
     func equalsLowercasedASCII(_ lowercased: StaticString) -> Bool {
         guard utf8.count == lowercased.utf8CodeUnitCount else { return false }
-        return withUTF8Bytes { bytes in
-            var pointer = lowercased.utf8Start
-            for byte in bytes {
-                let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-                guard folded == pointer.pointee else { return false }
-                pointer += 1
-            }
-            return true
-        }
+        return withUTF8Bytes { HTTPSyntax.equalsLowercased(UnsafeRawBufferPointer($0), lowercased) }
     }
 }
