@@ -74,9 +74,9 @@ public final class FastCGIConnectionPool {
     /// Idle timers are lazy: every request end moves a connection's idle deadline, and
     /// rescheduling a timer per request (allocate, heap insert, cancel) would cost more than the
     /// request's own bookkeeping. One timer per connection stays armed; when it fires early it
-    /// re-arms for the deadline it finds, when the deadline is gone it just ends.
+    /// re-arms for the deadline it finds (the machine's, ``FastCGIPoolStateMachine/idleDeadline(_:)``),
+    /// when the deadline is gone it just ends.
     private var idleTimers: [Int: (timer: Scheduled<Void>, fireAt: NIODeadline)] = [:]
-    private var idleDeadlines: [Int: NIODeadline] = [:]
     private var queueTimers: [Int: Scheduled<Void>] = [:]
     private var backoffTimers: [Int: Scheduled<Void>] = [:]
     /// For `multiplex = auto`: what each backend answered (nil: not asked yet or no answer).
@@ -191,13 +191,13 @@ public final class FastCGIConnectionPool {
             case .closeConnection(let connectionID):
                 connections[connectionID.rawValue]?.close()
             case .scheduleIdleTimer(let connectionID, let deadline):
-                idleDeadlines[connectionID.rawValue] = deadline
                 if let armed = idleTimers[connectionID.rawValue], armed.fireAt <= deadline {
                     break
                 }
                 armIdleTimer(connectionID, at: deadline)
-            case .cancelIdleTimer(let connectionID):
-                idleDeadlines.removeValue(forKey: connectionID.rawValue)
+            case .cancelIdleTimer:
+                // Lazy: the armed timer finds no deadline when it fires.
+                break
             case .scheduleQueueTimer(let ticket, let deadline):
                 queueTimers[ticket.rawValue]?.cancel()
                 queueTimers[ticket.rawValue] = schedule(at: deadline) { pool in
@@ -226,12 +226,11 @@ public final class FastCGIConnectionPool {
         idleTimers[connectionID.rawValue]?.timer.cancel()
         let timer = schedule(at: deadline) { pool in
             pool.idleTimers[connectionID.rawValue] = nil
-            guard let due = pool.idleDeadlines[connectionID.rawValue] else { return }
+            guard let due = pool.machine.idleDeadline(connectionID) else { return }
             if due > .now() {
                 pool.armIdleTimer(connectionID, at: due)
                 return
             }
-            pool.idleDeadlines[connectionID.rawValue] = nil
             pool.perform(pool.machine.idleTimerFired(connectionID, now: .now()))
         }
         idleTimers[connectionID.rawValue] = (timer, deadline)
@@ -299,7 +298,6 @@ public final class FastCGIConnectionPool {
         }
         connection.onClose = { closed, heldTickets in
             self.idleTimers.removeValue(forKey: closed.id)?.timer.cancel()
-            self.idleDeadlines.removeValue(forKey: closed.id)
             if self.connections.removeValue(forKey: closed.id) != nil {
                 self.perform(self.machine.connectionClosed(connectionID, now: .now()))
             }

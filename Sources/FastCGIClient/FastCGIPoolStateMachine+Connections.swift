@@ -77,7 +77,9 @@ extension FastCGIPoolStateMachine {
         else { return [] }
         let backend = backends[connections[index].backend]
         let allowed = backend.multiplexAllowed ? backend.settings.multiplexCapacity ?? 1 : 1
-        connections[index].state = .active(capacity: min(max(capacity, 1), allowed), leased: leased, idleSince: idleSince)
+        let granted = min(max(capacity, 1), allowed)
+        connections[index].state = .active(capacity: granted, leased: leased, idleSince: idleSince)
+        if granted > 1 { backends[connections[index].backend].mayMultiplex = true }
         var actions: [Action] = []
         serveWaiters(connectionAt: index, now: now, into: &actions)
         return actions
@@ -115,16 +117,81 @@ extension FastCGIPoolStateMachine {
         return [.closeConnection(connection)]
     }
 
+    /// When the connection's idle time runs out, while it is parked (`nil` once it is leased or
+    /// gone). Lets the I/O layer keep one lazy timer per connection without a deadline table.
+    public func idleDeadline(_ connection: ConnectionID) -> NIODeadline? {
+        guard let index = connectionIndex(connection),
+            case .active(_, let leased, let idleSince?) = connections[index].state, leased.isEmpty
+        else { return nil }
+        return idleSince + settings.idleTimeout
+    }
+
     // MARK: Leasing
 
+    /// Connections are appended with growing ids and never reordered, so the array is sorted by
+    /// id: a binary search, which matters on the hot path with dozens of connections per shard.
     func connectionIndex(_ id: ConnectionID) -> Int? {
-        connections.firstIndex { $0.id == id }
+        var low = connections.startIndex
+        var high = connections.endIndex
+        while low < high {
+            let middle = (low + high) / 2
+            let found = connections[middle].id.rawValue
+            if found == id.rawValue { return middle }
+            if found < id.rawValue { low = middle + 1 } else { high = middle }
+        }
+        return nil
+    }
+
+    /// A connection's place on its backend's idle stack, with the moment it was parked: an entry
+    /// whose connection has been leased, parked again or removed since is stale.
+    struct IdleEntry: Sendable {
+        let id: ConnectionID
+        let since: NIODeadline
+    }
+
+    /// The index of the entry's connection if it is still parked as the entry says.
+    func parkedIndex(_ entry: IdleEntry) -> Int? {
+        guard let index = connectionIndex(entry.id),
+            case .active(_, let leased, let idleSince?) = connections[index].state,
+            leased.isEmpty, idleSince == entry.since
+        else { return nil }
+        return index
     }
 
     /// The connection of `backend` that should take the next request: idle ones first, most recently
     /// used first (least likely to have been closed by the backend meanwhile); otherwise the
     /// multiplexed one with most room, to spread head-of-line blocking.
-    func connectionWithFreeSlot(backend: Int) -> Int? {
+    ///
+    /// Idle connections come off the backend's idle stack (pushed when parked, so the top is the
+    /// most recently used) instead of a scan of every connection, which cost more than the rest
+    /// of a lease with 64 connections. Stale entries are dropped as they surface.
+    mutating func connectionWithFreeSlot(backend: Int) -> Int? {
+        while let top = backends[backend].idle.last {
+            guard let index = parkedIndex(top) else {
+                backends[backend].idle.removeLast()
+                continue
+            }
+            return lowestParkedIndex(tiedWith: top, at: index, backend: backend)
+        }
+        guard backends[backend].mayMultiplex else { return nil }
+        return busyConnectionWithFreeSlot(backend: backend)
+    }
+
+    /// Connections parked at the same instant (a clock that did not move, as in tests) are taken
+    /// in connection order, lowest id first.
+    private func lowestParkedIndex(tiedWith top: IdleEntry, at index: Int, backend: Int) -> Int {
+        var best = index
+        let stack = backends[backend].idle
+        var position = stack.count - 2
+        while position >= 0, stack[position].since == top.since {
+            if let other = parkedIndex(stack[position]), other < best { best = other }
+            position -= 1
+        }
+        return best
+    }
+
+    /// With no idle connection: the multiplexed one with most room, first in order on a tie.
+    private func busyConnectionWithFreeSlot(backend: Int) -> Int? {
         var best: Int?
         for index in connections.indices where connections[index].backend == backend && connections[index].freeSlots > 0 {
             guard let current = best else {
@@ -150,7 +217,11 @@ extension FastCGIPoolStateMachine {
     }
 
     func hasFreeSlot(backend: Int) -> Bool {
-        connections.contains { $0.backend == backend && $0.freeSlots > 0 }
+        for entry in backends[backend].idle.reversed() where parkedIndex(entry) != nil {
+            return true
+        }
+        guard backends[backend].mayMultiplex else { return false }
+        return connections.contains { $0.backend == backend && $0.freeSlots > 0 }
     }
 
     func connectionCount(backend: Int) -> Int {
@@ -208,6 +279,7 @@ extension FastCGIPoolStateMachine {
         // Already parked (e.g. capacity news for an idle connection): keep its timer.
         guard case .active(let capacity, let leased, nil) = connections[index].state else { return }
         connections[index].state = .active(capacity: capacity, leased: leased, idleSince: now)
+        pushIdle(IdleEntry(id: connections[index].id, since: now), backend: backend)
         actions.append(.scheduleIdleTimer(connections[index].id, at: now + settings.idleTimeout))
     }
 
@@ -255,10 +327,21 @@ extension FastCGIPoolStateMachine {
         }
     }
 
+    /// Stale entries (connections leased or removed since) stay until they surface; the stack is
+    /// swept when they outnumber the connections, so it stays bounded.
+    private mutating func pushIdle(_ entry: IdleEntry, backend: Int) {
+        backends[backend].idle.append(entry)
+        if backends[backend].idle.count > 2 * connections.count + 8 {
+            let stack = backends[backend].idle
+            backends[backend].idle = stack.filter { parkedIndex($0) != nil }
+        }
+    }
+
     /// Opens a connection for every waiter no connect is in flight for, where limits, backoff and
     /// health allow. Never more connects than waiters: no connect storms.
     mutating func createConnectionsForUncoveredWaiters(into actions: inout [Action]) {
-        guard servesRequests else { return }
+        // Checked first: `startingCount` walks every connection, and there is rarely a waiter.
+        guard servesRequests, !waiters.isEmpty else { return }
         while waiters.count > startingCount, let backend = pickBackend(.canConnect) {
             createConnection(backend: backend, into: &actions)
         }

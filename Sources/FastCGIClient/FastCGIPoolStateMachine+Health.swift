@@ -19,6 +19,12 @@ extension FastCGIPoolStateMachine {
         var backoffUntil: NIODeadline?
         /// Smooth weighted round robin state.
         var currentWeight = 0
+        /// Parked connections, most recently parked last; entries may be stale (see
+        /// ``FastCGIPoolStateMachine/connectionWithFreeSlot(backend:)``).
+        var idle: [IdleEntry] = []
+        /// Some connection got room for more than one request: a busy connection may have a free
+        /// slot, so finding one takes a scan. Never cleared; without it, free means idle.
+        var mayMultiplex = false
         var counters = Counters.Backend()
 
         init(settings: BackendSettings) {
