@@ -6,11 +6,12 @@ import NIOCore
 /// CGI variables need not be UTF-8, so parsing hands back `ByteBuffer` slices.
 public enum FastCGINameValuePairs {
     /// Lengths up to this value take one byte on the wire; longer ones take four.
-    static let maxShortLength = 127
+    @usableFromInline static let maxShortLength = 127
     /// Four-byte lengths carry 31 bits; the top bit only marks the long form.
-    static let maxLongLength = 0x7fff_ffff
+    @usableFromInline static let maxLongLength = 0x7fff_ffff
 
     /// The bytes one pair takes on the wire, length prefixes included.
+    @inlinable
     public static func encodedLength(nameLength: Int, valueLength: Int) -> Int {
         self.prefixLength(nameLength) + self.prefixLength(valueLength) + nameLength + valueLength
     }
@@ -27,7 +28,7 @@ public enum FastCGINameValuePairs {
     }
 
     /// Stores a length prefix at `position`; returns the position after it.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func storeLength(_ length: Int, into out: UnsafeMutableRawBufferPointer, at position: Int) -> Int {
         if length <= self.maxShortLength {
             out[position] = UInt8(length)
@@ -79,7 +80,8 @@ public enum FastCGINameValuePairs {
         return pairs
     }
 
-    private static func prefixLength(_ length: Int) -> Int {
+    @inlinable
+    static func prefixLength(_ length: Int) -> Int {
         length <= self.maxShortLength ? 1 : 4
     }
 }

@@ -1,3 +1,4 @@
+import FastCGI
 import NIOHTTP1
 import ProxyConfig
 
@@ -45,6 +46,16 @@ public struct ConnectionInfo: Sendable, Equatable {
     }
 }
 
+/// Receives PARAMS from ``CGIParameters/emit(head:requestPath:script:routeParams:contentLength:connection:serverSoftware:into:)``:
+/// a list (``CGIParameters``) or FastCGI bytes (`FastCGIParamsEncoder`, what an exchange sends).
+public protocol CGIParameterSink {
+    mutating func append(name: String, value: String)
+    /// A pair whose value is `prefix` + `suffix` (no joined string needed).
+    mutating func append(name: String, value prefix: String, _ suffix: Substring)
+}
+
+extension FastCGIParamsEncoder: CGIParameterSink {}
+
 /// The FastCGI PARAMS for one request (RFC 3875 §4.1 plus what PHP-FPM expects), in the order
 /// they are sent.
 ///
@@ -52,13 +63,21 @@ public struct ConnectionInfo: Sendable, Equatable {
 /// `HTTP_` + a request header name, so a client can never set SCRIPT_FILENAME, DOCUMENT_ROOT,
 /// PHP_VALUE, HTTPS or any other unprefixed name. No name is ever sent twice: PHP-FPM keeps the
 /// last duplicate, which would let a later entry silently override an earlier one.
-public struct CGIParameters: Sendable {
+public struct CGIParameters: Sendable, CGIParameterSink {
     /// Name-value pairs in sending order, names unique.
     public var pairs: [(name: String, value: String)]
 
-    /// Wraps ready pairs; normally `build(…)` makes them.
-    public init(pairs: [(name: String, value: String)]) {
+    /// Wraps ready pairs; normally ``emit(head:requestPath:script:routeParams:contentLength:connection:serverSoftware:into:)`` fills them.
+    public init(pairs: [(name: String, value: String)] = []) {
         self.pairs = pairs
+    }
+
+    public mutating func append(name: String, value: String) {
+        pairs.append((name, value))
+    }
+
+    public mutating func append(name: String, value prefix: String, _ suffix: Substring) {
+        pairs.append((name, prefix + suffix))
     }
 
     /// The value of `name`, if present (a linear search: for tests and logging).
@@ -66,8 +85,10 @@ public struct CGIParameters: Sendable {
         pairs.first { $0.name == name }?.value
     }
 
-    /// Builds the PARAMS for a request.
+    /// Hands the PARAMS of a request to `sink` in sending order, each name once.
     ///
+    /// - `routeParams`: the route's `param` lines (what an exchange passes: no copy of the
+    ///   whole route configuration per request).
     /// - `contentLength`: the body length from the proxy's OWN framing (never the client's
     ///   `Content-Length` header): `nil` when the request has no body, which is sent as
     ///   `CONTENT_LENGTH` = "" like nginx does; `0` for an explicit empty body (e.g. a POST with
@@ -85,111 +106,154 @@ public struct CGIParameters: Sendable {
     ///   and `-` (this drops `_`, nginx's `ignore_invalid_headers` rule), `Proxy` (httpoxy),
     ///   `Content-Type`/`Content-Length` (they are CONTENT_*), hop-by-hop and framing headers,
     ///   `Proxy-Authorization`, and any value containing NUL, CR or LF.
-    public static func build(
-        head: HTTPRequestHead,
-        requestPath: RequestPath,
-        script: ResolvedScript,
-        route: RouteConfig,
-        contentLength: Int?,
-        connection: ConnectionInfo,
-        serverSoftware: String
-    ) -> CGIParameters {
-        build(
-            head: head, requestPath: requestPath, script: script, routeParams: route.params, contentLength: contentLength,
-            connection: connection, serverSoftware: serverSoftware)
-    }
-
-    /// The same with the route's `param` lines only (what an exchange passes: no copy of the
-    /// whole route configuration per request).
-    static func build(
+    ///
+    /// The sink is never asked to change what it was given: an exchange encodes the pairs
+    /// straight into FastCGI bytes (no list of pairs per request). So a route param replacing
+    /// a fixed one is looked up as the fixed one is sent, and repeated headers are joined
+    /// before they are sent.
+    public static func emit<Sink: CGIParameterSink>(
         head: HTTPRequestHead,
         requestPath: RequestPath,
         script: ResolvedScript,
         routeParams: [(name: String, value: String)],
         contentLength: Int?,
         connection: ConnectionInfo,
-        serverSoftware: String
-    ) -> CGIParameters {
-        var pairs: [(name: String, value: String)] = []
-        pairs.reserveCapacity(fixedParamCount + routeParams.count + head.headers.count)
-
+        serverSoftware: String,
+        into sink: inout Sink
+    ) {
         let host = (requestPath.absoluteFormHost ?? head.headers.first(name: "host")).flatMap {
             isSafeValue($0) ? $0 : nil
         }
         let serverName = host.map(Router.normalizedHost).flatMap { $0.isEmpty ? nil : $0 }
 
-        pairs.append(("SCRIPT_FILENAME", script.scriptFilename))
-        pairs.append(("SCRIPT_NAME", script.scriptName))
-        pairs.append(("PATH_INFO", script.pathInfo))
+        // A route param with a fixed name replaces its value in place; the last such line wins.
+        // Looked for only when the route has one: most have none, or only names of their own.
+        let overridesFixed = !routeParams.isEmpty && routeParams.contains { fixedNames.contains($0.name) }
+        func fixed(_ name: String, _ value: String) {
+            if overridesFixed, let routeValue = routeParams.last(where: { $0.name == name })?.value {
+                sink.append(name: name, value: routeValue)
+            } else {
+                sink.append(name: name, value: value)
+            }
+        }
+        fixed("SCRIPT_FILENAME", script.scriptFilename)
+        fixed("SCRIPT_NAME", script.scriptName)
+        fixed("PATH_INFO", script.pathInfo)
         if !script.pathInfo.isEmpty {
-            pairs.append(("PATH_TRANSLATED", joinPath(script.documentRoot, script.pathInfo)))
+            if overridesFixed, let routeValue = routeParams.last(where: { $0.name == "PATH_TRANSLATED" })?.value {
+                sink.append(name: "PATH_TRANSLATED", value: routeValue)
+            } else {
+                // The document root and PATH_INFO with one slash between them.
+                let root = script.documentRoot
+                let path = script.pathInfo
+                sink.append(
+                    name: "PATH_TRANSLATED", value: root,
+                    root.hasSuffix("/") && path.hasPrefix("/") ? path.dropFirst() : path[...])
+            }
         }
-        pairs.append(("DOCUMENT_ROOT", script.documentRoot))
-        pairs.append(("REQUEST_URI", requestPath.requestURI))
-        pairs.append(("QUERY_STRING", requestPath.query))
-        pairs.append(("REQUEST_METHOD", head.method.rawValue))
-        pairs.append(("CONTENT_TYPE", head.headers.first(name: "content-type") ?? ""))
-        pairs.append(("CONTENT_LENGTH", contentLength.map { String($0) } ?? ""))
-        pairs.append(("SERVER_PROTOCOL", protocolName(head.version)))
-        pairs.append(("SERVER_NAME", serverName ?? connection.localAddress))
-        pairs.append(("SERVER_PORT", connection.localPortText))
-        pairs.append(("SERVER_ADDR", connection.localAddress))
-        pairs.append(("REMOTE_ADDR", connection.remoteAddress))
-        pairs.append(("REMOTE_PORT", connection.remotePortText))
-        pairs.append(("GATEWAY_INTERFACE", "CGI/1.1"))
-        pairs.append(("SERVER_SOFTWARE", serverSoftware))
-        pairs.append(("REQUEST_SCHEME", connection.isTLS ? "https" : "http"))
+        fixed("DOCUMENT_ROOT", script.documentRoot)
+        fixed("REQUEST_URI", requestPath.requestURI)
+        fixed("QUERY_STRING", requestPath.query)
+        fixed("REQUEST_METHOD", head.method.rawValue)
+        fixed("CONTENT_TYPE", head.headers.first(name: "content-type") ?? "")
+        fixed("CONTENT_LENGTH", contentLength.map { String($0) } ?? "")
+        fixed("SERVER_PROTOCOL", protocolName(head.version))
+        fixed("SERVER_NAME", serverName ?? connection.localAddress)
+        fixed("SERVER_PORT", connection.localPortText)
+        fixed("SERVER_ADDR", connection.localAddress)
+        fixed("REMOTE_ADDR", connection.remoteAddress)
+        fixed("REMOTE_PORT", connection.remotePortText)
+        fixed("GATEWAY_INTERFACE", "CGI/1.1")
+        fixed("SERVER_SOFTWARE", serverSoftware)
+        fixed("REQUEST_SCHEME", connection.isTLS ? "https" : "http")
         if connection.isTLS {
-            pairs.append(("HTTPS", "on"))
+            fixed("HTTPS", "on")
         }
-        pairs.append(("REDIRECT_STATUS", "200"))
+        fixed("REDIRECT_STATUS", "200")
 
-        var routeHeaderNames: [String] = []
-        for param in routeParams {
-            if let index = pairs.firstIndex(where: { $0.name == param.name }) {
-                pairs[index].value = param.value
-            } else {
-                pairs.append((param.name, param.value))
-            }
-            if param.name.hasPrefix("HTTP_") {
-                routeHeaderNames.append(param.name)
-            }
+        // The route's other params, each at its first line with its last value.
+        for (index, param) in routeParams.enumerated() {
+            if isSentAsFixed(param.name, pathInfo: script.pathInfo, isTLS: connection.isTLS) { continue }
+            if routeParams[..<index].contains(where: { $0.name == param.name }) { continue }
+            sink.append(name: param.name, value: routeParams.last { $0.name == param.name }!.value)
         }
 
-        let headerStart = pairs.count
-        var hostEmitted = false
-        for header in head.headers {
-            guard !isDroppedHeader(header.name), let name = cgiName(forHeader: header.name), isSafeValue(header.value)
-            else {
-                continue
-            }
-            if !routeHeaderNames.isEmpty && routeHeaderNames.contains(name) {
-                continue
-            }
-            if name == "HTTP_HOST" {
-                // Only the Host that SERVER_NAME was taken from, so the two cannot disagree.
-                if !hostEmitted, let host {
-                    pairs.append((name, host))
-                }
-                hostEmitted = true
-                continue
-            }
-            // Header counts are small; a linear search beats hashing every name.
-            if let index = pairs[headerStart...].firstIndex(where: { $0.name == name }) {
-                pairs[index].value += name == "HTTP_COOKIE" ? "; " : ", "
-                pairs[index].value += header.value
-            } else {
-                pairs.append((name, header.value))
-            }
+        let hostEmitted = emitHeaders(head.headers, host: host, routeParams: routeParams, into: &sink)
+        if !hostEmitted, let host, routeParams.isEmpty || !routeParams.contains(where: { $0.name == "HTTP_HOST" }) {
+            sink.append(name: "HTTP_HOST", value: host)
         }
-        if !hostEmitted, let host, !routeHeaderNames.contains("HTTP_HOST") {
-            pairs.append(("HTTP_HOST", host))
-        }
-        return CGIParameters(pairs: pairs)
     }
 
-    /// Fixed params, counted for `reserveCapacity`.
-    private static let fixedParamCount = 22
+    /// The HTTP_* params, repeated headers joined where they first appear (", ", Cookie "; ");
+    /// returns whether HTTP_HOST was settled (sent, or not to be sent). Built in a list on the
+    /// stack first (a join must reach back to the first occurrence), then handed to the sink.
+    private static func emitHeaders<Sink: CGIParameterSink>(
+        _ headers: HTTPHeaders, host: String?, routeParams: [(name: String, value: String)], into sink: inout Sink
+    ) -> Bool {
+        withUnsafeTemporaryAllocation(of: (name: String, value: String).self, capacity: headers.count) { list -> Bool in
+            guard let base = list.baseAddress else { return false }
+            var count = 0
+            defer { base.deinitialize(count: count) }
+            var hostEmitted = false
+            for header in headers {
+                guard let name = headerParamName(header, routeParams: routeParams) else { continue }
+                if name == "HTTP_HOST" {
+                    // Only the Host that SERVER_NAME was taken from, so the two cannot disagree.
+                    if !hostEmitted, let host {
+                        (base + count).initialize(to: (name, host))
+                        count += 1
+                    }
+                    hostEmitted = true
+                    continue
+                }
+                // Header counts are small; a linear search beats hashing every name.
+                if let index = (0..<count).first(where: { base[$0].name == name }) {
+                    base[index].value += name == "HTTP_COOKIE" ? "; " : ", "
+                    base[index].value += header.value
+                } else {
+                    (base + count).initialize(to: (name, header.value))
+                    count += 1
+                }
+            }
+            for index in 0..<count {
+                sink.append(name: base[index].name, value: base[index].value)
+            }
+            return hostEmitted
+        }
+    }
+
+    /// The param name a header is sent under, or nil when it is not sent: dropped names, names
+    /// with characters other than letters, digits and `-`, unsafe values, and names a route
+    /// param of the same HTTP_ name overrides.
+    @inline(__always)
+    private static func headerParamName(
+        _ header: (name: String, value: String), routeParams: [(name: String, value: String)]
+    ) -> String? {
+        guard !isDroppedHeader(header.name), let name = cgiName(forHeader: header.name), isSafeValue(header.value) else {
+            return nil
+        }
+        if !routeParams.isEmpty && routeParams.contains(where: { $0.name == name }) {
+            return nil
+        }
+        return name
+    }
+
+    /// Whether `emit` sends `name` among the fixed params for this request.
+    private static func isSentAsFixed(_ name: String, pathInfo: String, isTLS: Bool) -> Bool {
+        switch name {
+        case "PATH_TRANSLATED": return !pathInfo.isEmpty
+        case "HTTPS": return isTLS
+        default: return fixedNames.contains(name)
+        }
+    }
+
+    /// The fixed params (PATH_TRANSLATED and HTTPS are sent only sometimes).
+    private static let fixedNames: Set<String> = [
+        "PATH_TRANSLATED", "HTTPS", "SCRIPT_FILENAME", "SCRIPT_NAME", "PATH_INFO", "DOCUMENT_ROOT", "REQUEST_URI", "QUERY_STRING",
+        "REQUEST_METHOD", "CONTENT_TYPE", "CONTENT_LENGTH", "SERVER_PROTOCOL", "SERVER_NAME", "SERVER_PORT",
+        "SERVER_ADDR", "REMOTE_ADDR", "REMOTE_PORT", "GATEWAY_INTERFACE", "SERVER_SOFTWARE", "REQUEST_SCHEME",
+        "REDIRECT_STATUS",
+    ]
 
     /// Request headers that never become HTTP_* params: httpoxy, the two that are CONTENT_*,
     /// and hop-by-hop/framing headers that describe the client connection, not the request.
@@ -271,7 +335,4 @@ public struct CGIParameters: Sendable {
         }
     }
 
-    private static func joinPath(_ root: String, _ path: String) -> String {
-        root.hasSuffix("/") && path.hasPrefix("/") ? root + path.dropFirst() : root + path
-    }
 }

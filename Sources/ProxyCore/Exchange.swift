@@ -47,9 +47,13 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     private var route: Router.Route?
     private var poolIndex = 0
-    /// PARAMS of the request, built once routing succeeded; framed when a connection (and so a
-    /// request id) is known.
-    private var params: CGIParameters?
+    /// What the PARAMS are made of, kept once routing succeeded. They are encoded into the
+    /// loop's PARAMS buffer right away (a pair too large fails the request before any backend
+    /// is asked) and framed when a connection (and so a request id) is known; encoded again if
+    /// another request used the buffer meanwhile (a queued or retried request).
+    private var paramsInput: (requestPath: RequestPath, script: ResolvedScript, contentLength: Int?)?
+    /// The loop's `paramsSerial` of this request's encoding.
+    private var paramsSerial = 0
     /// Assigned by the connection (ids are per connection).
     private var requestID: UInt16 = 0
     private var connection: FastCGIConnection?
@@ -237,39 +241,53 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     private func prepareParams(requestPath: RequestPath, script: ResolvedScript, contentLength: Int?) throws(HTTPError) {
+        guard route != nil else { return }
+        paramsInput = (requestPath, script, contentLength)
+        try encodeParams(requestPath: requestPath, script: script, contentLength: contentLength)
+    }
+
+    /// Encodes the PARAMS into the loop's buffer. (The inputs are passed, not read back from
+    /// `paramsInput`: a copy out of a stored property costs a retain and release per string.)
+    private func encodeParams(requestPath: RequestPath, script: ResolvedScript, contentLength: Int?) throws(HTTPError) {
         guard let route else { return }
-        let params = CGIParameters.build(
-            head: head,
-            requestPath: requestPath,
-            script: script,
-            routeParams: route.config.params,
-            contentLength: contentLength,
-            connection: frontend.connectionInfo,
-            serverSoftware: server.serverSoftware
-        )
-        // PHP-FPM parses each PARAMS record alone, so one pair must fit one record.
-        for pair in params.pairs
-        where FastCGINameValuePairs.encodedLength(nameLength: pair.name.utf8.count, valueLength: pair.value.utf8.count)
-            > FastCGIConstants.maxContentLength
-        {
-            throw HTTPError(431, "header \(pair.name) does not fit one FastCGI record")
+        let resources = frontend.resources
+        let routeParams = route.config.params
+        let connectionInfo = frontend.connectionInfo
+        let serverSoftware = server.serverSoftware
+        resources.paramsBuffer.encode { encoder in
+            CGIParameters.emit(
+                head: head,
+                requestPath: requestPath,
+                script: script,
+                routeParams: routeParams,
+                contentLength: contentLength,
+                connection: connectionInfo,
+                serverSoftware: serverSoftware,
+                into: &encoder
+            )
         }
-        self.params = params
+        resources.paramsSerial &+= 1
+        paramsSerial = resources.paramsSerial
+        // PHP-FPM parses each PARAMS record alone, so one pair must fit one record.
+        if let oversized = resources.paramsBuffer.oversizedPair {
+            throw HTTPError(431, "header \(oversized.name) does not fit one FastCGI record")
+        }
     }
 
     /// BEGIN_REQUEST and the PARAMS stream for the id the connection gave us; with
     /// `endingStdin`, the empty STDIN of a request without body too.
     private func framedParams(requestID: UInt16, endingStdin: Bool) -> ByteBuffer {
         let keepConnection = shared.pools[poolIndex].config.keepalive
-        let pairs = params?.pairs ?? []
         let resources = frontend.resources
+        if resources.paramsSerial != paramsSerial, let input = paramsInput {
+            // The same inputs as when they were first encoded, which succeeded.
+            try? encodeParams(requestPath: input.requestPath, script: input.script, contentLength: input.contentLength)
+        }
         // Typical PHP params fit; the writer reserves more when they do not.
         var buffer = resources.takeScratch(minimumCapacity: 1024)
-        // Sizes were checked in prepareParams: pairs that fit cannot fail here.
-        try? FastCGIParamsWriter.writeRequestStart(
+        resources.paramsBuffer.writeRequestStart(
             requestID: requestID,
             flags: keepConnection ? FastCGIConstants.keepConnectionFlag : 0,
-            pairs: pairs,
             endingStdin: endingStdin,
             into: &buffer
         )
@@ -297,7 +315,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             if let connection, !stdinEnded {
                 writeStdin(body, to: connection)
                 if !connection.isWritable { frontend.pauseReading() }
-            } else if connection == nil, params != nil {
+            } else if connection == nil, paramsInput != nil {
                 pendingBody.append(body)
                 pendingBodyBytes += body.readableBytes
                 if pendingBodyBytes > Self.pendingBodyLimit { frontend.pauseReading() }
@@ -366,7 +384,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     private func connected(_ connection: FastCGIConnection) {
-        guard !finished, params != nil else {
+        guard !finished, paramsInput != nil else {
             // Nobody wants it any more: take the slot and give it straight back.
             let id = connection.startRequest(receiver: self, readTimeout: .seconds(1))
             connection.abort(requestID: id)
@@ -781,7 +799,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         head.headers.remove(name: "content-type")
         head.headers.remove(name: "transfer-encoding")
         bodyMode = .none
-        params = nil
+        paramsInput = nil
         stdinEnded = false
         responseState = .waitingForHead(CGIResponseHeadParser())
         do {

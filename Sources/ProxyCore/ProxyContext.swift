@@ -1,3 +1,4 @@
+import FastCGI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -102,6 +103,10 @@ final class LoopResources {
     var retiredPoolCounters: [FastCGIPoolStateMachine.Counters.Pool] = []
     /// See `LoopResources+Scratch.swift`.
     var scratch = ByteBuffer()
+    /// The PARAMS of the request encoded last on this loop; `paramsSerial` tells which one
+    /// (an exchange remembers the serial of its own encoding and encodes again if it moved).
+    let paramsBuffer = FastCGIParamsBuffer()
+    var paramsSerial = 0
 
     /// `shard` of `shardCount`: this loop's place among the loops, to split `max_conns`.
     /// `recording`: the slots of the first generation (own slots when nil).

@@ -18,9 +18,11 @@ import Testing
         let script = try ScriptResolver { _ in true }.resolve(path: requestPath.path, route: route)
         let head = HTTPRequestHead(
             version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([("Host", "example.com")] + headers))
-        return CGIParameters.build(
-            head: head, requestPath: requestPath, script: script, route: route, contentLength: nil,
-            connection: .unixSocket(), serverSoftware: "fcgiproxy")
+        var parameters = CGIParameters()
+        CGIParameters.emit(
+            head: head, requestPath: requestPath, script: script, routeParams: route.params, contentLength: nil,
+            connection: .unixSocket(), serverSoftware: "fcgiproxy", into: &parameters)
+        return parameters
     }
 
     @Test func everyKnownNameIsWhatTheRuleBuildsAndNeedsAnAllocation() {

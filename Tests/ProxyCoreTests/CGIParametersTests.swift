@@ -20,9 +20,11 @@ import Testing
         let script = try ScriptResolver { _ in true }.resolve(path: requestPath.path, route: route)
         let head = HTTPRequestHead(
             version: .http1_1, method: method, uri: target, headers: HTTPHeaders(headers))
-        return CGIParameters.build(
-            head: head, requestPath: requestPath, script: script, route: route, contentLength: contentLength,
-            connection: connection ?? self.connection, serverSoftware: "fcgiproxy/0.1")
+        var parameters = CGIParameters()
+        CGIParameters.emit(
+            head: head, requestPath: requestPath, script: script, routeParams: route.params, contentLength: contentLength,
+            connection: connection ?? self.connection, serverSoftware: "fcgiproxy/0.1", into: &parameters)
+        return parameters
     }
 
     private func lines(_ parameters: CGIParameters) -> [String] {
@@ -178,6 +180,39 @@ import Testing
         #expect(parameters["HTTP_X_FORWARDED_FOR"] == "foo, bar, bazz")
         #expect(parameters["HTTP_X_COOKIE"] == "x")
         #expect(names(parameters).filter { $0 == "HTTP_COOKIE" }.count == 1)
+    }
+
+    /// The pairs are sent in one pass (no looking back): a repeat is joined where its name first
+    /// appears with a value that is sent, and repeated route params keep the first place and the
+    /// last value.
+    @Test func onePassKeepsFirstPlacesAndLastValues() throws {
+        let parameters = try build(
+            .GET, "/index.php",
+            headers: [
+                ("Host", "h"), ("X-A", "bad\u{0}value"), ("X-B", "1"), ("x-a", "first"), ("X-b", "2"), ("X-A", "second"),
+            ],
+            params: [("APP_ENV", "dev"), ("SERVER_NAME", "one"), ("APP_MODE", "m"), ("APP_ENV", "prod"), ("SERVER_NAME", "two")])
+        let sent = names(parameters)
+        #expect(parameters["HTTP_X_A"] == "first, second", "the unsafe first value is dropped, not joined")
+        #expect(parameters["HTTP_X_B"] == "1, 2")
+        #expect(sent.firstIndex(of: "HTTP_X_B")! < sent.firstIndex(of: "HTTP_X_A")!)
+        #expect(parameters["APP_ENV"] == "prod")
+        #expect(parameters["SERVER_NAME"] == "two")
+        #expect(sent.filter { $0 == "APP_ENV" || $0 == "SERVER_NAME" }.count == 2)
+        #expect(Array(sent.drop { $0 != "REDIRECT_STATUS" }.prefix(3)) == ["REDIRECT_STATUS", "APP_ENV", "APP_MODE"])
+        #expect(Set(sent).count == sent.count)
+    }
+
+    /// A repeat late in the headers sends all of them again through the joining pass: same
+    /// order, nothing twice, HTTP_HOST once.
+    @Test func aLateRepeatKeepsOrderAndSendsEachNameOnce() throws {
+        let parameters = try build(
+            .GET, "/index.php",
+            headers: [("Accept", "a"), ("Host", "h"), ("User-Agent", "u"), ("Host", "other"), ("accept", "b")])
+        let headerNames = names(parameters).filter { $0.hasPrefix("HTTP_") }
+        #expect(headerNames == ["HTTP_ACCEPT", "HTTP_HOST", "HTTP_USER_AGENT"])
+        #expect(parameters["HTTP_ACCEPT"] == "a, b")
+        #expect(parameters["HTTP_HOST"] == "h")
     }
 
     @Test func httpsOnlyWithTLS() throws {

@@ -55,13 +55,19 @@ let benchmarks: @Sendable () -> Void = {
 
     // Everything the proxy sends before the body of a GET: BEGIN_REQUEST (keep-conn), the PARAMS
     // stream and the empty STDIN that ends the (empty) body.
+    let encodeBuffer = FastCGIParamsBuffer()
+    var encodeScratch = ByteBufferAllocator().buffer(capacity: 2048)
     Benchmark("FastCGI encode request (BEGIN_REQUEST + \(params.count) PARAMS + empty STDIN)") { benchmark in
         for _ in benchmark.scaledIterations {
-            // What Exchange.framedParams does: one exactly-sized buffer, one raw pass.
-            blackHole(
-                try FastCGIParamsWriter.requestStart(
-                    requestID: 1, flags: FastCGIConstants.keepConnectionFlag, pairs: params, endingStdin: true,
-                    allocator: ByteBufferAllocator()))
+            // What an exchange does: pairs into the loop's PARAMS buffer, framed into its
+            // recycled scratch buffer in one raw pass.
+            encodeBuffer.encode { encoder in
+                for (name, value) in params { encoder.append(name: name, value: value) }
+            }
+            encodeScratch.clear()
+            encodeBuffer.writeRequestStart(
+                requestID: 1, flags: FastCGIConstants.keepConnectionFlag, endingStdin: true, into: &encodeScratch)
+            blackHole(encodeScratch.readableBytes)
         }
     }
 
@@ -96,6 +102,8 @@ let benchmarks: @Sendable () -> Void = {
     let resolver = ScriptResolver()
     let browserHead = MicroInputs.browserHead
     let connection = MicroInputs.connection
+    let paramsBuffer = FastCGIParamsBuffer()
+    var scratch = ByteBufferAllocator().buffer(capacity: 2048)
     Benchmark("HTTP head → PARAMS (route, CGI mapping, \(browserHead.headers.count) headers, framing)") { benchmark in
         for _ in benchmark.scaledIterations {
             let requestPath = try RequestPath(target: browserHead.uri)
@@ -104,25 +112,24 @@ let benchmarks: @Sendable () -> Void = {
                 fatalError("no route")
             }
             let script = try resolver.resolve(path: requestPath.path, route: route)
-            let cgi = CGIParameters.build(
-                head: browserHead,
-                requestPath: requestPath,
-                script: script,
-                route: route,
-                contentLength: nil,
-                connection: connection,
-                serverSoftware: "fcgiproxy"
-            )
-            for pair in cgi.pairs
-            where FastCGINameValuePairs.encodedLength(nameLength: pair.name.utf8.count, valueLength: pair.value.utf8.count)
-                > FastCGIConstants.maxContentLength
-            {
-                fatalError("pair too large")
+            paramsBuffer.encode { encoder in
+                CGIParameters.emit(
+                    head: browserHead,
+                    requestPath: requestPath,
+                    script: script,
+                    routeParams: route.params,
+                    contentLength: nil,
+                    connection: connection,
+                    serverSoftware: "fcgiproxy",
+                    into: &encoder
+                )
             }
-            blackHole(
-                try FastCGIParamsWriter.requestStart(
-                    requestID: 1, flags: FastCGIConstants.keepConnectionFlag, pairs: cgi.pairs, endingStdin: true,
-                    allocator: ByteBufferAllocator()))
+            if paramsBuffer.oversizedPair != nil { fatalError("pair too large") }
+            // The loop's recycled scratch buffer, as LoopResources hands it out.
+            scratch.clear()
+            paramsBuffer.writeRequestStart(
+                requestID: 1, flags: FastCGIConstants.keepConnectionFlag, endingStdin: true, into: &scratch)
+            blackHole(scratch.readableBytes)
         }
     }
 
