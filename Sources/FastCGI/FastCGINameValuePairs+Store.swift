@@ -12,21 +12,33 @@ extension FastCGINameValuePairs {
     }
 
     /// The UTF-8 bytes of `text` at `position`, copied from its storage (native and small strings
-    /// both have contiguous UTF-8; the loop is for anything else).
+    /// both have contiguous UTF-8; the loop is for anything else). Not generic over
+    /// `StringProtocol`: unspecialized, that doubled the cost of encoding a pair.
     @inlinable @inline(__always)
-    static func storeBytes(of text: some StringProtocol, into out: UnsafeMutableRawBufferPointer, at position: Int) -> Int {
-        let stored = text.utf8.withContiguousStorageIfAvailable { bytes -> Int in
-            if let base = bytes.baseAddress, bytes.count > 0 {
-                (out.baseAddress! + position).copyMemory(from: base, byteCount: bytes.count)
-            }
-            return bytes.count
+    static func storeBytes(of text: String, into out: UnsafeMutableRawBufferPointer, at position: Int) -> Int {
+        if let stored = text.utf8.withContiguousStorageIfAvailable({ copy($0, into: out, at: position) }) {
+            return stored
         }
-        if let stored { return position + stored }
         var position = position
         for byte in text.utf8 {
             out[position] = byte
             position += 1
         }
         return position
+    }
+
+    /// ``storeBytes(of:into:at:)`` for a substring.
+    @inlinable @inline(__always)
+    static func storeBytes(of text: Substring, into out: UnsafeMutableRawBufferPointer, at position: Int) -> Int {
+        text.utf8.withContiguousStorageIfAvailable { copy($0, into: out, at: position) }
+            ?? storeBytes(of: String(text), into: out, at: position)
+    }
+
+    @inlinable @inline(__always)
+    static func copy(_ bytes: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableRawBufferPointer, at position: Int) -> Int {
+        if let base = bytes.baseAddress, bytes.count > 0 {
+            (out.baseAddress! + position).copyMemory(from: base, byteCount: bytes.count)
+        }
+        return position + bytes.count
     }
 }

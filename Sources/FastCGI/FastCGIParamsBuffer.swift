@@ -148,7 +148,12 @@ public struct FastCGIParamsEncoder {
     /// is reported in ``oversizedPair`` instead (the first one only).
     @inlinable
     public mutating func append(name: String, value: String) {
-        append(name: name, value: value, "")
+        let nameLength = name.utf8.count
+        let valueLength = value.utf8.count
+        guard let position = reserve(forPairOf: nameLength, valueLength, name: name) else { return }
+        let out = UnsafeMutableRawBufferPointer(start: storage, count: capacity)
+        used = FastCGINameValuePairs.storeBytes(
+            of: value, into: out, at: FastCGINameValuePairs.storeBytes(of: name, into: out, at: position))
     }
 
     /// Appends one pair whose value is `prefix` followed by `suffix`, as ``append(name:value:)``.
@@ -156,21 +161,29 @@ public struct FastCGIParamsEncoder {
     public mutating func append(name: String, value prefix: String, _ suffix: Substring) {
         let nameLength = name.utf8.count
         let valueLength = prefix.utf8.count + suffix.utf8.count
+        guard let position = reserve(forPairOf: nameLength, valueLength, name: name) else { return }
+        let out = UnsafeMutableRawBufferPointer(start: storage, count: capacity)
+        var end = FastCGINameValuePairs.storeBytes(of: name, into: out, at: position)
+        end = FastCGINameValuePairs.storeBytes(of: prefix, into: out, at: end)
+        used = FastCGINameValuePairs.storeBytes(of: suffix, into: out, at: end)
+    }
+
+    /// Makes room for a pair and writes its two length prefixes; returns where its bytes go, or
+    /// nil for a pair over one record (refused).
+    @inlinable @inline(__always)
+    mutating func reserve(forPairOf nameLength: Int, _ valueLength: Int, name: String) -> Int? {
         let length = FastCGINameValuePairs.encodedLength(nameLength: nameLength, valueLength: valueLength)
         guard length <= FastCGIConstants.maxContentLength else {
             refuse(name: name, length: length)
-            return
+            return nil
         }
         if used - currentRecordStart + length > FastCGIConstants.maxContentLength {
             startRecord()
         }
         if used + length > capacity { grow(to: used + length) }
         let out = UnsafeMutableRawBufferPointer(start: storage, count: capacity)
-        var position = FastCGINameValuePairs.storeLength(nameLength, into: out, at: used)
-        position = FastCGINameValuePairs.storeLength(valueLength, into: out, at: position)
-        position = FastCGINameValuePairs.storeBytes(of: name, into: out, at: position)
-        position = FastCGINameValuePairs.storeBytes(of: prefix, into: out, at: position)
-        used = suffix.isEmpty ? position : FastCGINameValuePairs.storeBytes(of: suffix, into: out, at: position)
+        let position = FastCGINameValuePairs.storeLength(nameLength, into: out, at: used)
+        return FastCGINameValuePairs.storeLength(valueLength, into: out, at: position)
     }
 
     @usableFromInline
