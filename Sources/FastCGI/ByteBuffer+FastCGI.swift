@@ -58,7 +58,7 @@ extension ByteBuffer {
     /// multiple of 8, so content+padding <= 65535. Empty content writes nothing.
     ///
     /// Empty content writes nothing because an empty record would end the stream; use `writeFastCGIStreamEnd`
-    /// for that. PARAMS must not go through here: use `FastCGIParamsWriter`, which keeps pairs whole.
+    /// for that. PARAMS must not go through here: use `FastCGIParamsWriter` or `FastCGIParamsBuffer`, which keep pairs whole.
     public mutating func writeFastCGIStream(type: FastCGIRecordType, requestID: UInt16, content: ByteBuffer) {
         var remaining = content
         let chunkLimit = FastCGIConstants.maxAlignedContentLength

@@ -25,6 +25,9 @@ public final class FastCGIParamsBuffer {
     /// Forgets the previous pairs and lets `body` append the new ones. The encoder is a value
     /// on the caller's stack while `body` runs: its appends are inlined and touch no class
     /// property (each of which would cost a dynamic exclusivity check per access).
+    ///
+    /// The encoder works on this buffer's memory and may replace it when it grows: keep no copy
+    /// of it past `body`, and do not use the buffer itself inside `body`.
     @inlinable
     public func encode(_ body: (inout FastCGIParamsEncoder) -> Void) {
         var local = encoder
@@ -118,7 +121,8 @@ public final class FastCGIParamsBuffer {
 @available(*, unavailable)
 extension FastCGIParamsBuffer: Sendable {}
 
-/// Appends pairs to a ``FastCGIParamsBuffer``'s memory, inside ``FastCGIParamsBuffer/encode(_:)``.
+/// Appends pairs to a ``FastCGIParamsBuffer``'s memory, inside ``FastCGIParamsBuffer/encode(_:)``
+/// only (it points into the buffer's memory, which it frees and replaces when it grows).
 public struct FastCGIParamsEncoder {
     @usableFromInline var storage: UnsafeMutableRawPointer
     @usableFromInline var capacity: Int
