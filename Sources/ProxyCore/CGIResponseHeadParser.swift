@@ -103,6 +103,19 @@ public struct CGIResponseHeadParser: Sendable {
         self.maxHeaderSize = maxHeaderSize
     }
 
+    /// True until the parser has room for fields: before the first ``feed(_:)``, unless
+    /// ``useFieldStorage(_:)`` gave it some.
+    public var needsFieldStorage: Bool { headers.capacity == 0 }
+
+    /// Lets the head's fields take the room of `list` (a loop recycles one list from head to
+    /// head, which saves an allocation per response); its elements, if any, are dropped. Only
+    /// before the first field.
+    public mutating func useFieldStorage(_ list: [(name: String, value: String)]) {
+        guard headers.isEmpty else { return }
+        headers = list
+        if !headers.isEmpty { headers.removeAll(keepingCapacity: true) }
+    }
+
     /// Consumes header bytes from `buffer` (all of them, unless the block ends inside it).
     ///
     /// Lines that lie whole in `buffer` are parsed where they are; only a line split across

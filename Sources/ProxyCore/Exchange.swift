@@ -491,6 +491,11 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             var data = data
             // Park a placeholder so the parser's storage is not shared while it mutates.
             responseState = .done
+            if parser.needsFieldStorage {
+                // Taken now, not at connect: the head is usually parsed and written in this
+                // call, and the list is back (keepFieldList) before any other exchange asks.
+                parser.useFieldStorage(frontend.resources.takeFieldList())
+            }
             do {
                 switch try parser.feed(&data) {
                 case .needMoreData:
@@ -532,6 +537,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         if !sendBody { firstBody.clear() }
         bytesSent += firstBody.readableBytes
         frontend.writeResponseHead(cgiHead, request: head, hasBody: sendBody, firstBody: firstBody)
+        frontend.resources.keepFieldList(cgiHead.headers)
         if firstBody.readableBytes > 0 { applyClientBackpressure() }
     }
 

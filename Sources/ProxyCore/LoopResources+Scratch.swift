@@ -25,4 +25,25 @@ extension LoopResources {
         guard buffer.capacity <= Self.scratchCapacityLimit else { return }
         scratch = buffer
     }
+
+    /// Most fields a recycled CGI field list keeps room for; a larger one is let go.
+    static let fieldListCapacityLimit = 64
+
+    /// An empty field list for the next CGI response head parser: the one the last response
+    /// head used, once nothing else holds it (the usual case: the head was written out), emptied
+    /// now; a list of its own otherwise. Give it back with ``keepFieldList(_:)``.
+    func takeFieldList() -> [(name: String, value: String)] {
+        var list: [(name: String, value: String)] = []
+        swap(&list, &spareFieldList)
+        // In place when unique; a shared list is left to its holder and a new one made.
+        list.removeAll(keepingCapacity: true)
+        return list
+    }
+
+    /// Keeps a response head's field list (still in use, e.g. being written) for the next
+    /// ``takeFieldList()``.
+    func keepFieldList(_ list: [(name: String, value: String)]) {
+        guard list.capacity <= Self.fieldListCapacityLimit else { return }
+        spareFieldList = list
+    }
 }

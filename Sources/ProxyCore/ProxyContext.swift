@@ -107,6 +107,8 @@ final class LoopResources {
     /// (an exchange remembers the serial of its own encoding and encodes again if it moved).
     let paramsBuffer = FastCGIParamsBuffer()
     var paramsSerial = 0
+    /// See `LoopResources+Scratch.swift`.
+    var spareFieldList: [(name: String, value: String)] = []
 
     /// `shard` of `shardCount`: this loop's place among the loops, to split `max_conns`.
     /// `recording`: the slots of the first generation (own slots when nil).
