@@ -1,7 +1,4 @@
-import Logging
 import NIOCore
-import NIOEmbedded
-import ProxyConfig
 import Testing
 
 @testable import ProxyCore
@@ -9,12 +6,6 @@ import Testing
 /// The loop's recycled CGI field list: reused once the head that used it is gone, never
 /// emptied under a holder, and a parser given a used list starts from nothing.
 @Suite struct LoopResourcesFieldListTests {
-    private func makeResources() throws -> LoopResources {
-        let configuration = ProxyConfiguration(server: ServerConfig(accessLog: .off), pools: [], routes: [], sourceName: "test")
-        let context = try ProxyContext(configuration: configuration, logger: Logger(label: "test"))
-        return LoopResources(context: context, eventLoop: EmbeddedEventLoop())
-    }
-
     private static func storage(_ list: [(name: String, value: String)]) -> UnsafeRawPointer? {
         list.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) }
     }
@@ -35,7 +26,7 @@ import Testing
     }
 
     @Test func theListIsReusedAndStartsEmpty() throws {
-        let resources = try makeResources()
+        let resources = try LoopResources.forTests()
         let firstStorage = Self.storage(try Self.respond(resources, "Content-Type: text/plain\r\nX-A: 1\r\n").headers)
         let second = try Self.respond(resources, "X-B: 2\r\n")
         #expect(second.headers.map(\.name) == ["X-B"], "nothing of the first head is left")
@@ -44,7 +35,7 @@ import Testing
     }
 
     @Test func aListStillHeldIsNotEmptied() throws {
-        let resources = try makeResources()
+        let resources = try LoopResources.forTests()
         let held = try Self.respond(resources, "Content-Type: text/html\r\nX-Held: yes\r\n")
         let next = try Self.respond(resources, "X-Next: 1\r\n")
         #expect(held.headers.map(\.name) == ["Content-Type", "X-Held"], "a holder keeps its fields")

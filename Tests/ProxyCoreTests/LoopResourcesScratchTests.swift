@@ -1,7 +1,4 @@
-import Logging
 import NIOCore
-import NIOEmbedded
-import ProxyConfig
 import Testing
 
 @testable import ProxyCore
@@ -9,12 +6,6 @@ import Testing
 /// The loop's recycled buffer (request starts, HTTP/1 response heads) must never hand out
 /// storage that a pending write still holds.
 @Suite struct LoopResourcesScratchTests {
-    private func makeResources() throws -> LoopResources {
-        let configuration = ProxyConfiguration(server: ServerConfig(accessLog: .off), pools: [], routes: [], sourceName: "test")
-        let context = try ProxyContext(configuration: configuration, logger: Logger(label: "test"))
-        return LoopResources(context: context, eventLoop: EmbeddedEventLoop())
-    }
-
     private static func storage(_ buffer: ByteBuffer) -> UnsafeRawPointer? {
         buffer.withVeryUnsafeBytes { $0.baseAddress }
     }
@@ -29,7 +20,7 @@ import Testing
     }
 
     @Test func reusedOnceNothingElseHoldsIt() throws {
-        let resources = try makeResources()
+        let resources = try LoopResources.forTests()
         let first = Self.use(resources, "first")
         let second = Self.use(resources, "second")
         #expect(first != nil)
@@ -37,7 +28,7 @@ import Testing
     }
 
     @Test func aBufferStillBeingWrittenIsNeverOverwritten() throws {
-        let resources = try makeResources()
+        let resources = try LoopResources.forTests()
         var buffer = resources.takeScratch(minimumCapacity: 64)
         buffer.writeString("in flight")
         resources.keepScratch(buffer)
@@ -48,7 +39,7 @@ import Testing
     }
 
     @Test func largeBuffersAreNotKept() throws {
-        let resources = try makeResources()
+        let resources = try LoopResources.forTests()
         var big = resources.takeScratch(minimumCapacity: LoopResources.scratchCapacityLimit + 1)
         big.writeString("big")
         resources.keepScratch(big)
