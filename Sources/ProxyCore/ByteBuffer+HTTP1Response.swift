@@ -115,8 +115,8 @@ struct RawByteWriter {
     }
 
     mutating func append(_ text: String) {
-        var text = text
-        text.withUTF8 { bytes in
+        // Not `withUTF8`: it is mutating, so it needs a copy of the string to call it on.
+        text.withUTF8Bytes { bytes in
             UnsafeMutableRawBufferPointer(rebasing: out[position..<position + bytes.count])
                 .copyMemory(from: UnsafeRawBufferPointer(bytes))
             position += bytes.count

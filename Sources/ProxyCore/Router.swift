@@ -35,10 +35,16 @@ public struct Router: Sendable {
         public let config: RouteConfig
         /// Index of the pool it names in the `pools` the router was built with; nil if absent.
         public let poolIndex: Int?
+        /// SCRIPT_NAME of a front controller (`script` set): fixed by the configuration, so
+        /// worked out once here rather than per request (it takes a string or two to build).
+        let frontControllerScriptName: String?
 
         init(config: RouteConfig, poolIndex: Int?) {
             self.config = config
             self.poolIndex = poolIndex
+            self.frontControllerScriptName = config.script.map {
+                ScriptResolver.scriptName(ofFrontController: $0, root: config.root)
+            }
         }
     }
 

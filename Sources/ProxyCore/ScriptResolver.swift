@@ -62,24 +62,27 @@ public struct ScriptResolver: Sendable {
     ///   file under the root (else 404). An empty `split_path` makes the whole path the script
     ///   (with the index appended to a path ending in `/`).
     public func resolve(path: String, route: RouteConfig) throws(HTTPError) -> ResolvedScript {
-        try resolve(path: path, script: route.script, root: route.root, index: route.index, splitPath: route.splitPath)
+        try resolve(
+            path: path, script: route.script, root: route.root, index: route.index, splitPath: route.splitPath,
+            frontControllerName: nil)
     }
 
-    /// The same for a router's route: its four fields are read where they are, so the route's
-    /// configuration (a dozen strings and arrays) is not copied per request.
+    /// The same for a router's route: its fields are read where they are, so the route's
+    /// configuration (a dozen strings and arrays) is not copied per request, and a front
+    /// controller's SCRIPT_NAME is the one the route worked out when it was built.
     func resolve(path: String, route: Router.Route) throws(HTTPError) -> ResolvedScript {
         try resolve(
             path: path, script: route.config.script, root: route.config.root, index: route.config.index,
-            splitPath: route.config.splitPath)
+            splitPath: route.config.splitPath, frontControllerName: route.frontControllerScriptName)
     }
 
     private func resolve(
-        path: String, script: String?, root: String, index: String, splitPath: String
+        path: String, script: String?, root: String, index: String, splitPath: String, frontControllerName: String?
     ) throws(HTTPError) -> ResolvedScript {
         if let script {
             return ResolvedScript(
                 scriptFilename: script,
-                scriptName: Self.scriptName(ofFrontController: script, root: root),
+                scriptName: frontControllerName ?? Self.scriptName(ofFrontController: script, root: root),
                 pathInfo: path,
                 documentRoot: root
             )
@@ -130,7 +133,7 @@ public struct ScriptResolver: Sendable {
         root.hasSuffix("/") ? root + path.dropFirst() : root + path
     }
 
-    private static func scriptName(ofFrontController script: String, root: String) -> String {
+    static func scriptName(ofFrontController script: String, root: String) -> String {
         let rootWithSlash = root.hasSuffix("/") ? root : root + "/"
         if script.hasPrefix(rootWithSlash) {
             return "/" + script.dropFirst(rootWithSlash.count)

@@ -1,6 +1,6 @@
 import Foundation
 import ProxyConfig
-import ProxyCore
+@testable import ProxyCore
 import Testing
 
 /// Runs against a temporary document root of real files, so `stat(2)` itself is under test.
@@ -106,6 +106,17 @@ import Testing
         // A sibling directory sharing the root's name as a prefix is not inside it.
         let sibling = try resolver.resolve(path: "/", route: route(script: root + "-other/f.php"))
         #expect(sibling.scriptName == "/f.php")
+    }
+
+    /// A router's route works out a front controller's SCRIPT_NAME once; resolving through it
+    /// gives what resolving through the configuration gives.
+    @Test func routerRoutesResolveLikeTheirConfiguration() throws {
+        for script in [root + "/app/public/index.php", "/opt/app/front.php", root + "-other/f.php", nil] {
+            let config = route(script: script)
+            let router = try Router(routes: [config])
+            let matched = try #require(router.match(path: "/index.php", host: nil))
+            #expect(try resolver.resolve(path: "/index.php", route: matched) == resolver.resolve(path: "/index.php", route: config))
+        }
     }
 
     @Test func injectedFileCheckSeesRootJoinedPath() throws {
