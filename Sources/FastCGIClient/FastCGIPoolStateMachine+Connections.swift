@@ -217,9 +217,7 @@ extension FastCGIPoolStateMachine {
     }
 
     func hasFreeSlot(backend: Int) -> Bool {
-        for entry in backends[backend].idle.reversed() where parkedIndex(entry) != nil {
-            return true
-        }
+        if backends[backend].idle.reversed().contains(where: { parkedIndex($0) != nil }) { return true }
         guard backends[backend].mayMultiplex else { return false }
         return connections.contains { $0.backend == backend && $0.freeSlots > 0 }
     }

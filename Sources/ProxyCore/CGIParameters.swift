@@ -129,18 +129,17 @@ public struct CGIParameters: Sendable, CGIParameterSink {
         // A route param with a fixed name replaces its value in place; the last such line wins.
         // Looked for only when the route has one: most have none, or only names of their own.
         let overridesFixed = !routeParams.isEmpty && routeParams.contains { fixedNames.contains($0.name) }
+        func routeValue(_ name: String) -> String? {
+            overridesFixed ? routeParams.last(where: { $0.name == name })?.value : nil
+        }
         func fixed(_ name: String, _ value: String) {
-            if overridesFixed, let routeValue = routeParams.last(where: { $0.name == name })?.value {
-                sink.append(name: name, value: routeValue)
-            } else {
-                sink.append(name: name, value: value)
-            }
+            sink.append(name: name, value: routeValue(name) ?? value)
         }
         fixed("SCRIPT_FILENAME", script.scriptFilename)
         fixed("SCRIPT_NAME", script.scriptName)
         fixed("PATH_INFO", script.pathInfo)
         if !script.pathInfo.isEmpty {
-            if overridesFixed, let routeValue = routeParams.last(where: { $0.name == "PATH_TRANSLATED" })?.value {
+            if let routeValue = routeValue("PATH_TRANSLATED") {
                 sink.append(name: "PATH_TRANSLATED", value: routeValue)
             } else {
                 // The document root and PATH_INFO with one slash between them.

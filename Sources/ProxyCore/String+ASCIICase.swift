@@ -17,21 +17,4 @@ extension String {
         guard utf8.count == lowercased.utf8CodeUnitCount else { return false }
         return withUTF8Bytes { HTTPSyntax.equalsLowercased(UnsafeRawBufferPointer($0), lowercased) }
     }
-
-    /// Whether the two strings are equal ignoring ASCII case (header names).
-    func equalsIgnoringASCIICase(_ other: String) -> Bool {
-        withUTF8Bytes { mine in
-            other.withUTF8Bytes { theirs in
-                guard mine.count == theirs.count else { return false }
-                for index in 0..<mine.count where mine[index] != theirs[index] {
-                    // Equal up to case: the same letter with bit 0x20 flipped.
-                    let lower = mine[index] | 0x20
-                    guard lower == theirs[index] | 0x20, lower >= UInt8(ascii: "a"), lower <= UInt8(ascii: "z") else {
-                        return false
-                    }
-                }
-                return true
-            }
-        }
-    }
 }
