@@ -12,16 +12,37 @@
 // What fcgiproxy does beyond this (parsing, routing, PARAMS, the pool, CGI head parsing, timeouts,
 // limits) is what its CPU per request above this floor pays for.
 //
-//   nio-floor BACKEND_SOCKET PORT
+//   nio-floor BACKEND_SOCKET PORT [EXTRA_NS]
+//
+// EXTRA_NS (default 0) burns that much CPU time per request on the loop, half when the request
+// arrives and half when the answer goes out: a floor that costs as much per request as a real
+// proxy, to tell what the extra CPU alone does to req/s and latency percentiles.
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOPosix
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3, let port = Int(arguments[2]) else {
-    print("usage: nio-floor BACKEND_SOCKET PORT")
+let extraArgument: UInt64? = arguments.count == 4 ? UInt64(arguments[3]) : 0
+guard arguments.count == 3 || arguments.count == 4, let port = Int(arguments[2]), extraArgument != nil else {
+    print("usage: nio-floor BACKEND_SOCKET PORT [EXTRA_NS]")
     exit(2)
 }
 let backendPath = arguments[1]
+let extraNanoseconds = extraArgument ?? 0
+
+/// Spins for half of EXTRA_NS (a busy loop on the monotonic clock: CPU time, not sleep).
+func burnHalfOfExtra() {
+    guard extraNanoseconds > 0 else { return }
+    func monotonicNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+    let end = monotonicNanoseconds() + extraNanoseconds / 2
+    while monotonicNanoseconds() < end {}
+}
 
 /// BEGIN_REQUEST, PARAMS for GET /small, the end of PARAMS and an empty STDIN, request id 1.
 let fixedRequest: ByteBuffer = {
@@ -138,11 +159,15 @@ final class ClientHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if endOfHead(unwrapInboundIn(data)) != nil { backend?.send() }
+        if endOfHead(unwrapInboundIn(data)) != nil {
+            burnHalfOfExtra()
+            backend?.send()
+        }
     }
 
     func respond(_ stdout: inout ByteBuffer) {
         guard let context else { return }
+        burnHalfOfExtra()
         stdout.moveReaderIndex(forwardBy: endOfHead(stdout) ?? 0)
         var response = context.channel.allocator.buffer(capacity: 96 + stdout.readableBytes)
         response.writeStaticString("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ")
