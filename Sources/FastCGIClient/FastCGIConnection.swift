@@ -132,9 +132,27 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         context?.write(wrapOutboundOut(records), promise: nil)
     }
 
+    /// Sends what was written. On a multiplexed connection the flush waits for the end of the
+    /// event loop's current batch of events: the requests that several clients sent in one loop
+    /// iteration then share one write to the backend (and the backend one wake-up), instead of a
+    /// syscall each. A connection of its own carries one request at a time: it flushes at once.
     public func flush() {
-        context?.flush()
+        guard let context else { return }
+        guard isMultiplexed else {
+            context.flush()
+            return
+        }
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        // Tasks run after the loop has handled every event of the current epoll batch.
+        context.eventLoop.assumeIsolated().execute { [self] in
+            flushScheduled = false
+            guard channelIsActive else { return }
+            self.context?.flush()
+        }
     }
+
+    private var flushScheduled = false
 
     /// Stop reading from the backend until ``resumeReading()``. Ignored on multiplexed
     /// connections (see `readingPaused`).

@@ -134,3 +134,62 @@ private final class ReadCounter: ChannelOutboundHandler {
         context.read()
     }
 }
+
+@Suite struct FastCGIConnectionFlushTests {
+    private func makeChannel(capacity: Int) throws -> (EmbeddedChannel, FastCGIConnection) {
+        let connection = FastCGIConnection(backendIndex: 0, capacity: capacity)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(connection)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9000)).wait()
+        return (channel, connection)
+    }
+
+    private func beginRequest(_ id: UInt16) -> ByteBuffer {
+        var begin = ByteBuffer()
+        begin.writeFastCGIBeginRequest(requestID: id, role: .responder, flags: FastCGIConstants.keepConnectionFlag)
+        return begin
+    }
+
+    @Test func multiplexedRequestsOfOneLoopIterationLeaveInOneFlush() throws {
+        let (channel, connection) = try makeChannel(capacity: 8)
+        let receiver = RecordingReceiver()
+        var sent: [ByteBuffer] = []
+        for _ in 0..<3 {
+            let id = connection.startRequest(receiver: receiver, readTimeout: .seconds(30))
+            sent.append(beginRequest(id))
+            connection.write(sent.last!)
+            connection.flush()
+        }
+        // Nothing reaches the socket until the loop has handled the rest of its events.
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        channel.embeddedEventLoop.run()
+        for expected in sent {
+            #expect(try channel.readOutbound(as: ByteBuffer.self) == expected)
+        }
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        // The next iteration flushes again.
+        let id = connection.startRequest(receiver: receiver, readTimeout: .seconds(30))
+        connection.write(beginRequest(id))
+        connection.flush()
+        channel.embeddedEventLoop.run()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == beginRequest(id))
+    }
+
+    @Test func aConnectionOfItsOwnFlushesAtOnce() throws {
+        let (channel, connection) = try makeChannel(capacity: 1)
+        let id = connection.startRequest(receiver: RecordingReceiver(), readTimeout: .seconds(30))
+        connection.write(beginRequest(id))
+        connection.flush()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == beginRequest(id))
+    }
+
+    @Test func aDeferredFlushOfAClosedConnectionIsDropped() throws {
+        let (channel, connection) = try makeChannel(capacity: 8)
+        let id = connection.startRequest(receiver: RecordingReceiver(), readTimeout: .seconds(30))
+        connection.write(beginRequest(id))
+        connection.flush()
+        try channel.close().wait()
+        channel.embeddedEventLoop.run()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+    }
+}
