@@ -150,16 +150,18 @@ private final class ReadCounter: ChannelOutboundHandler {
         return begin
     }
 
+    /// Starts a request, writes its BEGIN_REQUEST and flushes; returns what was written.
+    private func send(on connection: FastCGIConnection, receiver: RecordingReceiver = RecordingReceiver()) -> ByteBuffer {
+        let begin = beginRequest(connection.startRequest(receiver: receiver, readTimeout: .seconds(30)))
+        connection.write(begin)
+        connection.flush()
+        return begin
+    }
+
     @Test func multiplexedRequestsOfOneLoopIterationLeaveInOneFlush() throws {
         let (channel, connection) = try makeChannel(capacity: 8)
         let receiver = RecordingReceiver()
-        var sent: [ByteBuffer] = []
-        for _ in 0..<3 {
-            let id = connection.startRequest(receiver: receiver, readTimeout: .seconds(30))
-            sent.append(beginRequest(id))
-            connection.write(sent.last!)
-            connection.flush()
-        }
+        let sent = (0..<3).map { _ in send(on: connection, receiver: receiver) }
         // Nothing reaches the socket until the loop has handled the rest of its events.
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
         channel.embeddedEventLoop.run()
@@ -168,26 +170,20 @@ private final class ReadCounter: ChannelOutboundHandler {
         }
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
         // The next iteration flushes again.
-        let id = connection.startRequest(receiver: receiver, readTimeout: .seconds(30))
-        connection.write(beginRequest(id))
-        connection.flush()
+        let next = send(on: connection, receiver: receiver)
         channel.embeddedEventLoop.run()
-        #expect(try channel.readOutbound(as: ByteBuffer.self) == beginRequest(id))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == next)
     }
 
     @Test func aConnectionOfItsOwnFlushesAtOnce() throws {
         let (channel, connection) = try makeChannel(capacity: 1)
-        let id = connection.startRequest(receiver: RecordingReceiver(), readTimeout: .seconds(30))
-        connection.write(beginRequest(id))
-        connection.flush()
-        #expect(try channel.readOutbound(as: ByteBuffer.self) == beginRequest(id))
+        let begin = send(on: connection)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == begin)
     }
 
     @Test func aDeferredFlushOfAClosedConnectionIsDropped() throws {
         let (channel, connection) = try makeChannel(capacity: 8)
-        let id = connection.startRequest(receiver: RecordingReceiver(), readTimeout: .seconds(30))
-        connection.write(beginRequest(id))
-        connection.flush()
+        _ = send(on: connection)
         try channel.close().wait()
         channel.embeddedEventLoop.run()
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
