@@ -109,9 +109,8 @@ extension FastCGIPoolStateMachine {
     /// An idle timer fired. Ignored unless the connection has been idle for the full `idleTimeout`
     /// (it may have been leased and released again since the timer was set).
     public mutating func idleTimerFired(_ connection: ConnectionID, now: NIODeadline) -> [Action] {
-        guard let index = connectionIndex(connection),
-            case .active(_, let leased, let idleSince?) = connections[index].state,
-            leased.isEmpty, now >= idleSince + settings.idleTimeout
+        guard let index = connectionIndex(connection), let idleSince = parkedSince(at: index),
+            now >= idleSince + settings.idleTimeout
         else { return [] }
         connections.remove(at: index)
         return [.closeConnection(connection)]
@@ -120,10 +119,14 @@ extension FastCGIPoolStateMachine {
     /// When the connection's idle time runs out, while it is parked (`nil` once it is leased or
     /// gone). Lets the I/O layer keep one lazy timer per connection without a deadline table.
     public func idleDeadline(_ connection: ConnectionID) -> NIODeadline? {
-        guard let index = connectionIndex(connection),
-            case .active(_, let leased, let idleSince?) = connections[index].state, leased.isEmpty
-        else { return nil }
+        guard let index = connectionIndex(connection), let idleSince = parkedSince(at: index) else { return nil }
         return idleSince + settings.idleTimeout
+    }
+
+    /// When the connection at `index` was parked, if it is parked (open, nothing leased).
+    func parkedSince(at index: Int) -> NIODeadline? {
+        guard case .active(_, let leased, let idleSince?) = connections[index].state, leased.isEmpty else { return nil }
+        return idleSince
     }
 
     // MARK: Leasing
@@ -151,10 +154,7 @@ extension FastCGIPoolStateMachine {
 
     /// The index of the entry's connection if it is still parked as the entry says.
     func parkedIndex(_ entry: IdleEntry) -> Int? {
-        guard let index = connectionIndex(entry.id),
-            case .active(_, let leased, let idleSince?) = connections[index].state,
-            leased.isEmpty, idleSince == entry.since
-        else { return nil }
+        guard let index = connectionIndex(entry.id), parkedSince(at: index) == entry.since else { return nil }
         return index
     }
 
