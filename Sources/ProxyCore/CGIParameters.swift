@@ -337,5 +337,4 @@ public struct CGIParameters: Sendable, CGIParameterSink {
         default: return "HTTP/\(version.major).\(version.minor)"
         }
     }
-
 }
