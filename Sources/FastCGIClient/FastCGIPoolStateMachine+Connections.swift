@@ -336,13 +336,15 @@ extension FastCGIPoolStateMachine {
     }
 
     /// Opens a connection for every waiter no connect is in flight for, where limits, backoff and
-    /// health allow. Never more connects than waiters: no connect storms.
-    mutating func createConnectionsForUncoveredWaiters(into actions: inout [Action]) {
+    /// health allow. Never more connects than waiters: no connect storms. With `probing`, a
+    /// backend that is out is probed when nothing else can serve a waiter (see +FailFast).
+    mutating func createConnectionsForUncoveredWaiters(probing: Bool = true, into actions: inout [Action]) {
         // Checked first: `startingCount` walks every connection, and there is rarely a waiter.
         guard servesRequests, !waiters.isEmpty else { return }
         while waiters.count > startingCount, let backend = pickBackend(.canConnect) {
             createConnection(backend: backend, into: &actions)
         }
+        if probing { probeForUncoveredWaiters(into: &actions) }
     }
 
     mutating func createConnection(backend: Int, into actions: inout [Action]) {

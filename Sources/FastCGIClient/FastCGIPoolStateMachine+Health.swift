@@ -17,6 +17,8 @@ extension FastCGIPoolStateMachine {
         var connectFailuresInARow = 0
         /// Set while no new connection may be opened after a failed connect.
         var backoffUntil: NIODeadline?
+        /// The last connect failed with a full listen backlog: busy, not broken, so not probed.
+        var lastConnectOverloaded = false
         /// Smooth weighted round robin state.
         var currentWeight = 0
         /// Parked connections, most recently parked last; entries may be stale (see
@@ -65,6 +67,7 @@ extension FastCGIPoolStateMachine {
             backends[backend].backoffUntil = now + delay
         }
         var timerScheduled = false
+        backends[backend].lastConnectOverloaded = failure == .overloaded
         switch failure {
         case .failed(let error):
             lastConnectFailure = .backend(error)
@@ -81,7 +84,12 @@ extension FastCGIPoolStateMachine {
         if servesRequests, !timerScheduled {
             scheduleBackendTimer(backend, into: &actions)
         }
-        createConnectionsForUncoveredWaiters(into: &actions)
+        // Another backend may take the waiters; what is left uncovered fails now rather than
+        // waiting for a backend that just refused (a probe right away would refuse again).
+        createConnectionsForUncoveredWaiters(probing: false, into: &actions)
+        if case .failed(let error) = failure {
+            failUncoveredWaiters(.backend(error), into: &actions)
+        }
         finishShutdownIfDone(into: &actions)
         return actions
     }
@@ -146,6 +154,7 @@ extension FastCGIPoolStateMachine {
         let wasDown = backends[backend].isDown
         backends[backend].connectFailuresInARow = 0
         backends[backend].backoffUntil = nil
+        backends[backend].lastConnectOverloaded = false
         backends[backend].failures = 0
         backends[backend].failureWindowStart = nil
         backends[backend].downUntil = nil

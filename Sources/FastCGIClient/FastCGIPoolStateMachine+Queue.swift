@@ -33,6 +33,7 @@ extension FastCGIPoolStateMachine {
         mutating func append(_ waiter: Waiter) { buffer.append(waiter) }
         mutating func prepend(_ waiter: Waiter) { buffer.prepend(waiter) }
         mutating func popFirst() -> Waiter? { buffer.popFirst() }
+        mutating func popLast() -> Waiter? { buffer.popLast() }
 
         @discardableResult
         mutating func remove(_ id: RequestID) -> Waiter? {
@@ -74,13 +75,15 @@ extension FastCGIPoolStateMachine {
             return
         }
         // Nothing can take the request now: all backends full, backing off or down. It waits for a
-        // release, a connect, or a backend coming back, until its queue timeout.
+        // release or a connect in flight, or for a probe of a backend that is out (see
+        // +FailFast), until its queue timeout.
         if !isRetry, queueDepth >= settings.queueSize {
             poolCounters.errors.queueFull += 1
             actions.append(.failRequest(waiter.id, .queueFull))
             return
         }
         enqueue(waiter, front: isRetry, into: &actions)
+        probeForUncoveredWaiters(into: &actions)
     }
 
     private mutating func enqueue(_ waiter: Waiter, front: Bool, into actions: inout [Action]) {

@@ -19,11 +19,12 @@ import NIOCore
 /// - Connections are opened only for a waiting request, at most one per waiting request (no connect
 ///   storms, no pre-opening), and never more than a backend's `maxConnections`, idle ones included.
 /// - Waiting requests are not bound to a backend: the first slot that frees serves the oldest one.
-/// - Backends down (passive health) or backing off are skipped. If none can take a request, it waits
-///   in the queue until its `queueTimeout` or until a backend comes back, whichever is first; it is
-///   not failed early, because a backend's down period may well end within the queue timeout, and
-///   the timeout then reports the connect error that took the backend down (502, 504 for a connect
-///   timeout) rather than a generic 503.
+/// - Backends down (passive health) or backing off are skipped while another can take the request.
+///   A request waits only while something can serve it (a connect in flight, a running request
+///   whose slot comes back); when every backend is out, it probes one, and when a connect fails
+///   with nothing else left to serve it, it fails at once with that error (see
+///   `FastCGIPoolStateMachine+FailFast.swift`). A queue timeout reports the last connect error
+///   (502, 504 for a connect timeout) rather than a generic 503.
 /// - A backend comes back when its down period ends (on probation: one more failure within
 ///   `failTimeout` takes it out again) or at once when anything on it succeeds.
 ///

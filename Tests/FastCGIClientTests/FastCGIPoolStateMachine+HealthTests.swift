@@ -29,20 +29,33 @@ import Testing
 
     @Test func consecutiveConnectFailuresBackOffLongerEachTime() {
         var pool = makePool([Pool.BackendSettings(maxConnections: 1)]) { $0.maxFails = 0 }
+        let failed = Pool.FailureReason.backend(.connectFailed("refused"))
         _ = pool.requestArrived(r(1), now: at(0))
-        #expect(pool.connectionFailed(c(0), refused, now: at(0)) == [.scheduleBackoffTimer(backend: 0, at: at(100))])
-        // No reconnect before the timer: the backend is backing off.
-        #expect(pool.requestArrived(r(2), now: at(50)) == [.scheduleQueueTimer(r(2), at: at(5050))])
-        #expect(pool.backoffTimerFired(backend: 0, now: at(99)) == [])
-        #expect(pool.backoffTimerFired(backend: 0, now: at(100)) == [.createConnection(c(1), backend: 0)])
-        #expect(pool.connectionFailed(c(1), refused, now: at(100)) == [.scheduleBackoffTimer(backend: 0, at: at(225))])
-        #expect(pool.backoffTimerFired(backend: 0, now: at(225)) == [.createConnection(c(2), backend: 0)])
+        // Refused, and nothing else can serve r1: it fails now, not at its queue timeout.
+        #expect(
+            pool.connectionFailed(c(0), refused, now: at(0)) == [
+                .scheduleBackoffTimer(backend: 0, at: at(100)), .cancelQueueTimer(r(1)), .failRequest(r(1), failed),
+            ]
+        )
+        // The only backend is backing off: the next request probes it anyway.
+        #expect(pool.requestArrived(r(2), now: at(50)) == [.scheduleQueueTimer(r(2), at: at(5050)), .createConnection(c(1), backend: 0)])
+        #expect(
+            pool.connectionFailed(c(1), refused, now: at(60)) == [
+                .scheduleBackoffTimer(backend: 0, at: at(185)), .cancelQueueTimer(r(2)), .failRequest(r(2), failed),
+            ]
+        )
+        #expect(pool.backoffTimerFired(backend: 0, now: at(184)) == [])
         // Success resets the growth.
-        #expect(pool.connectionEstablished(c(2), now: at(230)) == [.cancelQueueTimer(r(1)), .execute(r(1), on: c(2))])
-        _ = pool.connectionClosed(c(2), now: at(240))
-        #expect(pool.requestFailed(r(1), error: .closedEarly, replayable: false, now: at(240)).count == 1)
-        // r2 got a connection on the close; it fails too, and the next backoff starts from 100 ms again.
-        #expect(pool.connectionFailed(c(3), refused, now: at(300)) == [.scheduleBackoffTimer(backend: 0, at: at(400))])
+        #expect(pool.requestArrived(r(3), now: at(70)) == [.scheduleQueueTimer(r(3), at: at(5070)), .createConnection(c(2), backend: 0)])
+        #expect(pool.connectionEstablished(c(2), now: at(80)) == [.cancelQueueTimer(r(3)), .execute(r(3), on: c(2))])
+        _ = pool.requestFinished(r(3), now: at(90))
+        _ = pool.connectionClosed(c(2), now: at(95))
+        #expect(pool.requestArrived(r(4), now: at(100)) == [.scheduleQueueTimer(r(4), at: at(5100)), .createConnection(c(3), backend: 0)])
+        #expect(
+            pool.connectionFailed(c(3), refused, now: at(100)) == [
+                .scheduleBackoffTimer(backend: 0, at: at(200)), .cancelQueueTimer(r(4)), .failRequest(r(4), failed),
+            ]
+        )
     }
 
     @Test func waitersGoToAnotherBackendWhenAConnectFails() {
@@ -58,27 +71,71 @@ import Testing
 
     @Test func maxFailsWithinFailTimeoutTakeABackendDownUntilFailTimeoutPasses() {
         var pool = makePool([Pool.BackendSettings(maxConnections: 4)])
+        let failed = Pool.FailureReason.backend(.connectFailed("refused"))
         _ = pool.requestArrived(r(1), now: at(0))
-        #expect(pool.connectionFailed(c(0), refused, now: at(0)) == [.scheduleBackoffTimer(backend: 0, at: at(100))])
-        #expect(pool.backoffTimerFired(backend: 0, now: at(100)) == [.createConnection(c(1), backend: 0)])
-        #expect(pool.connectionFailed(c(1), refused, now: at(100)) == [.scheduleBackoffTimer(backend: 0, at: at(225))])
-        #expect(pool.backoffTimerFired(backend: 0, now: at(225)) == [.createConnection(c(2), backend: 0)])
+        #expect(
+            pool.connectionFailed(c(0), refused, now: at(0)) == [
+                .scheduleBackoffTimer(backend: 0, at: at(100)), .cancelQueueTimer(r(1)), .failRequest(r(1), failed),
+            ]
+        )
+        #expect(pool.backoffTimerFired(backend: 0, now: at(100)) == [])
+        _ = pool.requestArrived(r(2), now: at(100))
+        _ = pool.connectionFailed(c(1), refused, now: at(100))
+        _ = pool.backoffTimerFired(backend: 0, now: at(225))
+        _ = pool.requestArrived(r(3), now: at(225))
         // Third failure within 10 s: down until 10 s later; one timer covers backoff and down period.
-        #expect(pool.connectionFailed(c(2), refused, now: at(225)) == [.scheduleBackoffTimer(backend: 0, at: at(10_225))])
+        #expect(
+            pool.connectionFailed(c(2), refused, now: at(225)) == [
+                .scheduleBackoffTimer(backend: 0, at: at(10_225)), .cancelQueueTimer(r(3)), .failRequest(r(3), failed),
+            ]
+        )
         #expect(pool.counters.backends[0].isDown)
         #expect(pool.counters.backends[0].markedDown == 1)
-        #expect(pool.requestArrived(r(2), now: at(300)) == [.scheduleQueueTimer(r(2), at: at(5300))])
-        #expect(pool.backoffTimerFired(backend: 0, now: at(400)) == [])  // stale backoff timer: still down
-        // Back after failTimeout: the waiters get connections.
+        // Down, and the pool's only backend: each request probes it, one connect at a time.
+        #expect(pool.requestArrived(r(4), now: at(300)) == [.scheduleQueueTimer(r(4), at: at(5300)), .createConnection(c(3), backend: 0)])
+        #expect(pool.requestArrived(r(5), now: at(300)) == [.scheduleQueueTimer(r(5), at: at(5300))])
+        // The probe is refused: both fail at once, the youngest first.
         #expect(
-            pool.backoffTimerFired(backend: 0, now: at(10_225)) == [
-                .createConnection(c(3), backend: 0), .createConnection(c(4), backend: 0),
+            pool.connectionFailed(c(3), refused, now: at(310)) == [
+                .scheduleBackoffTimer(backend: 0, at: at(10_225)),
+                .cancelQueueTimer(r(5)), .failRequest(r(5), failed), .cancelQueueTimer(r(4)), .failRequest(r(4), failed),
+            ]
+        )
+        #expect(pool.backoffTimerFired(backend: 0, now: at(400)) == [])  // stale backoff timer: still down
+        #expect(pool.counters.backends[0].markedDown == 1)
+        // Back after failTimeout, on probation: one more failure takes it out again at once.
+        #expect(pool.backoffTimerFired(backend: 0, now: at(10_225)) == [])
+        #expect(!pool.counters.backends[0].isDown)
+        #expect(pool.requestArrived(r(6), now: at(10_300)) == [.scheduleQueueTimer(r(6), at: at(15_300)), .createConnection(c(4), backend: 0)])
+        _ = pool.connectionFailed(c(4), refused, now: at(10_300))
+        #expect(pool.counters.backends[0].isDown)
+        #expect(pool.counters.backends[0].markedDown == 2)
+    }
+
+    @Test func aProbeThatConnectsBringsTheBackendBackForEveryWaiter() {
+        var pool = makePool([Pool.BackendSettings(maxConnections: 4)]) { $0.maxFails = 1 }
+        _ = pool.requestArrived(r(1), now: at(0))
+        _ = pool.connectionFailed(c(0), refused, now: at(0))
+        #expect(pool.counters.backends[0].isDown)
+        #expect(pool.requestArrived(r(2), now: at(100)) == [.scheduleQueueTimer(r(2), at: at(5100)), .createConnection(c(1), backend: 0)])
+        #expect(pool.requestArrived(r(3), now: at(100)) == [.scheduleQueueTimer(r(3), at: at(5100))])
+        // PHP-FPM is back: the probe serves the oldest waiter, and the rest get connections at once.
+        #expect(
+            pool.connectionEstablished(c(1), now: at(110)) == [
+                .cancelQueueTimer(r(2)), .execute(r(2), on: c(1)), .createConnection(c(2), backend: 0),
             ]
         )
         #expect(!pool.counters.backends[0].isDown)
-        // On probation: one more failure takes it out again at once.
-        #expect(pool.connectionFailed(c(3), refused, now: at(10_300)) == [.scheduleBackoffTimer(backend: 0, at: at(20_300))])
-        #expect(pool.counters.backends[0].markedDown == 2)
+    }
+
+    @Test func aWaiterWithARunningRequestAheadOfItOutlivesAFailedConnect() {
+        var pool = makePool([Pool.BackendSettings(maxConnections: 2)]) { $0.maxFails = 0 }
+        _ = pool.requestArrived(r(1), now: at(0))
+        _ = pool.connectionEstablished(c(0), now: at(0))
+        #expect(pool.requestArrived(r(2), now: at(1)) == [.scheduleQueueTimer(r(2), at: at(5001)), .createConnection(c(1), backend: 0)])
+        // r1's slot comes back: r2 keeps waiting for it.
+        #expect(pool.connectionFailed(c(1), refused, now: at(2)) == [.scheduleBackoffTimer(backend: 0, at: at(102))])
+        #expect(pool.requestFinished(r(1), now: at(3)) == [.cancelQueueTimer(r(2)), .execute(r(2), on: c(0))])
     }
 
     @Test func aDownBackendIsSkippedByTheBalancerUntilItComesBack() {
@@ -106,7 +163,13 @@ import Testing
         _ = pool.requestArrived(r(1), now: at(0))
         _ = pool.connectionFailed(c(0), refused, now: at(0))
         _ = pool.backoffTimerFired(backend: 0, now: at(100))
-        #expect(pool.connectionFailed(c(1), refused, now: at(10_000)) == [.scheduleBackoffTimer(backend: 0, at: at(10_125))])
+        _ = pool.requestArrived(r(2), now: at(9_000))
+        #expect(
+            pool.connectionFailed(c(1), refused, now: at(10_000)) == [
+                .scheduleBackoffTimer(backend: 0, at: at(10_125)), .cancelQueueTimer(r(2)),
+                .failRequest(r(2), .backend(.connectFailed("refused"))),
+            ]
+        )
         #expect(!pool.counters.backends[0].isDown)
     }
 
@@ -138,22 +201,15 @@ import Testing
         #expect(pool.counters.pool.idleConnections == 0)
     }
 
-    @Test func allBackendsDownMeansRequestsWaitUntilOneComesBack() {
-        var pool = makePool([Pool.BackendSettings(maxConnections: 1)]) { $0.maxFails = 1 }
-        _ = pool.requestArrived(r(1), now: at(0))
-        _ = pool.connectionFailed(c(0), refused, now: at(0))
-        #expect(pool.counters.backends[0].isDown)
-        #expect(pool.requestArrived(r(2), now: at(1)) == [.scheduleQueueTimer(r(2), at: at(5001))])
-        // Whoever is still waiting when the backend is back gets a connection.
-        #expect(pool.queueTimerFired(r(1), now: at(5000)) == [.failRequest(r(1), .backend(.connectFailed("refused")))])
-        #expect(pool.backoffTimerFired(backend: 0, now: at(4000)) == [])
-        var longWait = makePool([Pool.BackendSettings(maxConnections: 1)]) {
+    @Test func allBackendsDownMeansEachRequestProbesTheOneThatComesBackFirst() {
+        var pool = makePool([Pool.BackendSettings(maxConnections: 1), Pool.BackendSettings(maxConnections: 1)]) {
             $0.maxFails = 1
-            $0.queueTimeout = .seconds(30)
         }
-        _ = longWait.requestArrived(r(1), now: at(0))
-        _ = longWait.connectionFailed(c(0), refused, now: at(0))
-        #expect(longWait.backoffTimerFired(backend: 0, now: at(10_000)) == [.createConnection(c(1), backend: 0)])
+        _ = pool.requestArrived(r(1), now: at(0))
+        _ = pool.connectionFailed(c(0), refused, now: at(0))  // backend 0 down until 10 000; r1 to backend 1
+        _ = pool.connectionFailed(c(1), refused, now: at(5))  // backend 1 down until 10 005; r1 fails
+        #expect(pool.counters.backends[0].isDown && pool.counters.backends[1].isDown)
+        #expect(pool.requestArrived(r(2), now: at(6)) == [.scheduleQueueTimer(r(2), at: at(5006)), .createConnection(c(2), backend: 0)])
     }
 
     @Test func anOverloadedBackendIsNotAFailure() {
