@@ -193,6 +193,8 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "ProxyCore", "ProxyConfig", "FastCGI", "FastCGIWorker",
+                // The request id stride, for a backend that guesses the next id.
+                "FastCGIClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -26,6 +26,9 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         var receiver: (any FastCGIResponseReceiver)?
         var readTimeout: TimeAmount
         var lastReadAt: NIODeadline
+        /// Bytes of the backend's stream received before the request started (see
+        /// ``FastCGIConnectionStateMachine/RequestSlot/firstByte``).
+        let firstByte: Int
     }
 
     private var stateMachine: FastCGIConnectionStateMachine
@@ -118,10 +121,13 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     /// STDIN for that id with ``write(_:)``.
     /// `now`: the caller's clock reading, when it has just taken one.
     public func startRequest(receiver: any FastCGIResponseReceiver, readTimeout: TimeAmount, now: NIODeadline = .now()) -> UInt16 {
-        let requestID = stateMachine.startRequest()
+        let requestID = stateMachine.startRequest(receivedBytes: bytesReceived)
         requestCount += 1
         waiters.append(
-            Waiter(requestID: requestID, ticket: assignedTicket, receiver: receiver, readTimeout: readTimeout, lastReadAt: now)
+            Waiter(
+                requestID: requestID, ticket: assignedTicket, receiver: receiver, readTimeout: readTimeout, lastReadAt: now,
+                firstByte: bytesReceived
+            )
         )
         if readTimer == nil { armReadTimer(in: readTimeout) }
         return requestID
@@ -222,9 +228,19 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         readTime = .now()
+        let buffer = unwrapInboundIn(data)
+        bytesReceived += buffer.readableBytes
         do {
-            try decoder.process(buffer: unwrapInboundIn(data)) { record in
-                received(record)
+            try decoder.process(buffer: buffer) { record in
+                // The decoder has put the bytes after this record back: what it holds now, plus
+                // the record, is where the record began in the stream.
+                let start = recordsEnd
+                recordsEnd = bytesReceived - decoder.unprocessedBytes
+                received(record, at: start)
+            }
+            if decoder.unprocessedBytes > 0, case .failAndClose(let error)? = stateMachine.partialRecordPending(at: recordsEnd) {
+                failAll(error, startedAfter: recordsEnd)
+                close()
             }
         } catch {
             errorCaught(context: context, error: error)
@@ -233,10 +249,14 @@ public final class FastCGIConnection: ChannelDuplexHandler {
 
     /// Records are bounded (8 + 65535 + 255 bytes); more buffered than this is a broken peer.
     private var decoder = NIOSingleStepByteToMessageProcessor(FastCGIRecordDecoder(), maximumBufferSize: 1 << 20)
+    /// Bytes read from the backend so far, and where the last decoded record ended: together they
+    /// place each record in the stream, so a request never takes records sent before it existed.
+    private var bytesReceived = 0
+    private var recordsEnd = 0
 
-    private func received(_ record: FastCGIRecord) {
+    private func received(_ record: FastCGIRecord, at offset: Int) {
         hasHeardFromBackend = true
-        switch stateMachine.received(record) {
+        switch stateMachine.received(record, at: offset) {
         case .forwardStdout(let requestID):
             touch(requestID)?.backendStdout(record.content)
         case .forwardStderr(let requestID):
@@ -276,7 +296,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         case .management:
             onManagementRecord?(record)
         case .failAndClose(let error):
-            failAll(error)
+            failAll(error, startedAfter: offset)
             close()
         }
     }
@@ -362,13 +382,16 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         return waiters.remove(at: index)
     }
 
-    private func failAll(_ error: BackendError) {
+    /// `startedAfter`: the stream offset of the bytes that broke the connection. Requests that
+    /// started after those bytes had arrived are not to blame and heard nothing yet: they fail
+    /// as closed early, which lets the pool send them again elsewhere.
+    private func failAll(_ error: BackendError, startedAfter offset: Int = .max) {
         readTimer?.cancel()
         readTimer = nil
         let failed = waiters
         waiters.removeAll()
         for waiter in failed {
-            waiter.receiver?.backendFailed(error)
+            waiter.receiver?.backendFailed(waiter.firstByte > offset ? .closedEarly : error)
         }
     }
 

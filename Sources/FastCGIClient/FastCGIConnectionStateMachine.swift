@@ -21,6 +21,10 @@ public struct FastCGIConnectionStateMachine: Sendable {
         /// ABORT_REQUEST was sent: its records are dropped, its id stays reserved until
         /// END_REQUEST (FastCGI 1.0 §5.4).
         public var aborted = false
+        /// Where in the connection's byte stream this request's records may begin: the bytes
+        /// received before the request started. A record that began earlier was sent before the
+        /// backend could know of this request, whatever id it carries (see ``received(_:at:)``).
+        public var firstByte = 0
     }
 
     public enum RecordAction: Sendable, Equatable {
@@ -56,6 +60,11 @@ public struct FastCGIConnectionStateMachine: Sendable {
     /// The last request that ended here: a record for it now is a stray, not a framing mix-up.
     private var lastEndedRequestID: UInt16?
 
+    /// Coprime to 65535, so the ids run through all of 1...65535 before one repeats; its first
+    /// multiples are far from ±1 and from each other, so the ids running together on one
+    /// connection are never neighbours.
+    public static let idStride = 40_499
+
     public init(capacity: Int = 1) {
         precondition(capacity >= 1)
         self.capacity = capacity
@@ -80,16 +89,23 @@ public struct FastCGIConnectionStateMachine: Sendable {
 
     /// Takes a free request id and marks it in use. Only valid with a free slot.
     ///
-    /// Ids count up and skip those in use, so a late record for a finished request cannot land
-    /// on the next one with the same id (what reusing id 1, as nginx does, would allow).
-    public mutating func startRequest() -> UInt16 {
+    /// The first id is 1; each next one is ``idStride`` further on (modulo the 65535 ids),
+    /// skipping those in use. Every id comes round again only after all the others: a late
+    /// record for a finished request cannot land on the next one with the same id (what reusing
+    /// id 1, as nginx does, would allow). And the next id is not the last one plus one: a
+    /// backend that writes records for "its id + 1" (an off-by-one, or a guess) hits an id that
+    /// is not running, which closes the connection, rather than another client's request.
+    ///
+    /// `receivedBytes`: how many bytes of the backend's stream had arrived when the request
+    /// started, decoded or not. Records that began before that offset are not this request's.
+    public mutating func startRequest(receivedBytes: Int = 0) -> UInt16 {
         precondition(hasFreeSlot, "request started on a full or closed FastCGI connection")
         var id = lastRequestID
         repeat {
-            id = id == UInt16.max ? 1 : id + 1
+            id = id == 0 ? 1 : UInt16((Int(id) - 1 + Self.idStride) % Int(UInt16.max) + 1)
         } while slots.contains(where: { $0.requestID == id })
         lastRequestID = id
-        slots.append(RequestSlot(requestID: id))
+        slots.append(RequestSlot(requestID: id, firstByte: receivedBytes))
         return id
     }
 
@@ -103,8 +119,15 @@ public struct FastCGIConnectionStateMachine: Sendable {
         return true
     }
 
-    /// A record arrived from the backend.
-    public mutating func received(_ record: FastCGIRecord) -> RecordAction {
+    /// A record arrived from the backend. `offset`: where its first byte sits in the connection's
+    /// byte stream (the default, "late", takes it as arrived after every running request began).
+    ///
+    /// On a multiplexed connection a request can start while a read is still being decoded (an
+    /// END_REQUEST frees a slot, the next client takes the other free one): records for the new
+    /// id that were already in that read were sent before the backend knew of the request, by a
+    /// broken or hostile backend. Crediting them would hand one client another's response, so
+    /// such a record is a violation and the connection closes.
+    public mutating func received(_ record: FastCGIRecord, at offset: Int = .max) -> RecordAction {
         guard state == .open else { return .ignore }
         if record.requestID == FastCGIConstants.managementRequestID {
             switch record.recordType {
@@ -122,6 +145,13 @@ public struct FastCGIConnectionStateMachine: Sendable {
             return fail(.protocolViolation("record type \(record.type) for request id \(record.requestID), which is not running"))
         }
         let slot = slots[index]
+        if offset < slot.firstByte {
+            return fail(
+                .protocolViolation(
+                    "record type \(record.type) for request id \(record.requestID) arrived before that request was sent"
+                )
+            )
+        }
         switch record.recordType {
         case .stdout:
             if slot.aborted { return .ignore }
@@ -151,6 +181,16 @@ public struct FastCGIConnectionStateMachine: Sendable {
         default:
             return fail(.protocolViolation("unexpected record type \(record.type)"))
         }
+    }
+
+    /// A read was decoded and `offset` is where the bytes still waiting to complete a record
+    /// begin. They can only be a record of a request that was running when they began to
+    /// arrive; with none (bytes behind the last END_REQUEST, or before every running request
+    /// started) they are garbage, and waiting for the rest of that "record" would swallow the
+    /// next answer: the connection closes.
+    public mutating func partialRecordPending(at offset: Int) -> RecordAction? {
+        guard state == .open, !slots.contains(where: { $0.firstByte <= offset }) else { return nil }
+        return fail(.protocolViolation("bytes for no running request after the last record"))
     }
 
     /// The request's read timer fired: on a connection of its own the connection closes (PHP-FPM

@@ -17,14 +17,18 @@ private final class RecordingReceiver: FastCGIResponseReceiver {
     }
     func backendStderr(_ data: ByteBuffer) { events.append("stderr:\(String(buffer: data))") }
     func backendReadComplete() { events.append("readComplete") }
-    func backendEnded(appStatus: UInt32) { events.append("ended:\(appStatus)") }
+    var onEnded: (() -> Void)?
+    func backendEnded(appStatus: UInt32) {
+        events.append("ended:\(appStatus)")
+        onEnded?()
+    }
     func backendFailed(_ error: BackendError) { events.append("failed:\(error)") }
     func backendWritabilityChanged(isWritable: Bool) {}
 }
 
 @Suite struct FastCGIConnectionTests {
-    private func makeChannel() throws -> (EmbeddedChannel, FastCGIConnection) {
-        let connection = FastCGIConnection(backendIndex: 0)
+    private func makeChannel(capacity: Int = 1) throws -> (EmbeddedChannel, FastCGIConnection) {
+        let connection = FastCGIConnection(backendIndex: 0, capacity: capacity)
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(connection)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9000)).wait()
@@ -75,6 +79,53 @@ private final class RecordingReceiver: FastCGIResponseReceiver {
         #expect(!channel.isActive)
         #expect(receiver.events.last?.hasPrefix("failed:protocol violation") == true)
         #expect(!connection.isReusable)
+    }
+
+    /// A multiplexing backend that writes a finished response and, in the same write, records
+    /// for the next request id before that request exists: the next client, which takes that id
+    /// while the read is still being decoded, must not get those bytes.
+    @Test func recordsSentBeforeARequestStartedNeverReachIt() throws {
+        let (channel, connection) = try makeChannel(capacity: 4)
+        let first = RecordingReceiver()
+        let next = RecordingReceiver()
+        let id = connection.startRequest(receiver: first, readTimeout: .seconds(30))
+        var nextID: UInt16 = 0
+        // The next client gets the connection's other free slot as soon as the first response ends.
+        first.onEnded = { nextID = connection.startRequest(receiver: next, readTimeout: .seconds(30)) }
+
+        // A backend that guessed the id the connection hands out next.
+        let guessed = UInt16((Int(id) - 1 + FastCGIConnectionStateMachine.idStride) % 65535 + 1)
+        var burst = ByteBuffer()
+        burst.writeFastCGIStream(type: .stdout, requestID: id, content: ByteBuffer(string: "Status: 200\r\n\r\nmine"))
+        burst.writeFastCGIStreamEnd(type: .stdout, requestID: id)
+        burst.writeFastCGIEndRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete)
+        burst.writeFastCGIStream(type: .stdout, requestID: guessed, content: ByteBuffer(string: "Status: 200\r\n\r\nsomeone else's"))
+        burst.writeFastCGIStreamEnd(type: .stdout, requestID: guessed)
+        burst.writeFastCGIEndRequest(requestID: guessed, appStatus: 0, protocolStatus: .requestComplete)
+        try channel.writeInbound(burst)
+
+        #expect(nextID == guessed)
+        #expect(String(buffer: first.stdout) == "Status: 200\r\n\r\nmine")
+        #expect(first.events.contains("ended:0"))
+        #expect(next.stdout.readableBytes == 0)
+        // Not to blame and heard nothing: failed as closed early, which the pool may send again.
+        #expect(next.events == ["failed:\(BackendError.closedEarly)"])
+        #expect(!channel.isActive)
+    }
+
+    @Test func garbageBehindEndRequestDoesNotFailTheNextRequest() throws {
+        let (channel, connection) = try makeChannel(capacity: 4)
+        let first = RecordingReceiver()
+        let next = RecordingReceiver()
+        let id = connection.startRequest(receiver: first, readTimeout: .seconds(30))
+        first.onEnded = { _ = connection.startRequest(receiver: next, readTimeout: .seconds(30)) }
+        var burst = ByteBuffer()
+        burst.writeFastCGIStreamEnd(type: .stdout, requestID: id)
+        burst.writeFastCGIEndRequest(requestID: id, appStatus: 0, protocolStatus: .requestComplete)
+        burst.writeFastCGIStream(type: .stdout, requestID: 999, content: ByteBuffer(string: "garbage"))
+        try channel.writeInbound(burst)
+        #expect(first.events.contains("ended:0"))
+        #expect(next.events == ["failed:\(BackendError.closedEarly)"])
     }
 
     @Test func readTimeoutFiresWithoutBackendData() throws {

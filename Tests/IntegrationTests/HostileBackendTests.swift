@@ -17,6 +17,7 @@ extension Integration {
         static func withProxy(
             _ transport: ScriptedFastCGIBackend.Transport = .unix,
             readTimeoutSeconds: Int = 5,
+            multiplex: String = "off",
             extraPoolINI: String = "",
             script: @escaping ScriptedFastCGIBackend.Script,
             _ body: (ScriptedFastCGIBackend, any FrontEnd) async throws -> Void
@@ -28,8 +29,8 @@ extension Integration {
                     $0.backendAddress = backend.backendAddress
                     $0.readTimeoutSeconds = readTimeoutSeconds
                     // These tests count the backend's connections: keep `multiplex = auto`'s
-                    // FCGI_GET_VALUES probe (a connection of its own) out of the count.
-                    $0.extraPoolINI = "multiplex = off\n" + extraPoolINI
+                    // FCGI_GET_VALUES probe (a connection of its own) out of the count (off by default).
+                    $0.extraPoolINI = "multiplex = \(multiplex)\n" + extraPoolINI
                     $0.extraServerINI = "threads = 1"
                     $0.extraRouteINI = "script = /front.php"
                 }
