@@ -9,7 +9,7 @@ SWIFT     ?= swift
 # libnghttp2-dev: the default build has the HTTP2 trait (`--disable-default-traits` builds without).
 BUILD_PKGS := libnghttp2-dev
 RUN_PKGS  := $(BUILD_PKGS) php-fpm curl
-TEST_PKGS := $(BUILD_PKGS) php-fpm curl nginx libfcgi-bin nghttp2-client python3-prometheus-client python3-h2
+TEST_PKGS := $(BUILD_PKGS) php-fpm curl nginx libfcgi-bin nghttp2-client python3-prometheus-client python3-h2 golang-go
 # The build without default traits (no HTTP/2) keeps its own cache, so the two do not evict each other.
 NOTRAITS  := --disable-default-traits --scratch-path $(ROOT)/.build-notraits
 

@@ -198,8 +198,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            // Helper scripts the tests run (h2abuse.py), not sources.
-            exclude: ["Scripts"]
+            // Helper scripts the tests run (h2abuse.py) and the Go backend they build with
+            // `go build`: not Swift sources.
+            exclude: ["Scripts", "Support/gofcgi"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -18,26 +18,33 @@ enum PoolLoad {
         var seconds: Double
         /// `%{exitcode}`.
         var exitCode: Int
+        /// The response body, when the load kept bodies ("" otherwise).
+        var body: String = ""
+        /// Where curl wrote the body (`%{filename_effective}`).
+        var bodyFile: String = ""
 
         var description: String { "\(status) \(backend.isEmpty ? "-" : backend) \(url) \(seconds)s exit \(exitCode)" }
     }
 
-    /// Fetches `urls` with bodies discarded, `parallel` at a time (nil: one after the other on
-    /// one connection). Results are in completion order.
-    static func run(_ urls: [String], parallel: Int? = nil, timeout: Duration = .seconds(60)) async throws -> [Result] {
+    /// Fetches `urls`, `parallel` at a time (nil: one after the other on one connection), with
+    /// bodies discarded unless `keepBodies`. Results are in completion order.
+    static func run(
+        _ urls: [String], parallel: Int? = nil, timeout: Duration = .seconds(60), keepBodies: Bool = false
+    ) async throws -> [Result] {
         let dir = try TempDir("fcgiproxy-load")
         defer { try? FileManager.default.removeItem(atPath: dir.path) }
         var config = ""
         config.reserveCapacity(urls.count * 80)
-        for url in urls {
-            config += "url = \"\(url)\"\noutput = \"/dev/null\"\n"
+        for (index, url) in urls.enumerated() {
+            let output = keepBodies ? dir.file("body-\(index)") : "/dev/null"
+            config += "url = \"\(url)\"\noutput = \"\(output)\"\n"
         }
         let configPath = try dir.write("urls.curlrc", config)
         var args = [
             // Per transfer: a single stuck request shows up as its own failure (status 000, curl
             // exit 28, with its URL), not as a timeout of the whole load that hides which one.
             "-s", "--max-time", "20", "-K", configPath,
-            "-w", "%{http_code} %{exitcode} %{time_total} %{url} B=%header{x-backend} P=%header{x-path} R=%header{retry-after}\\n",
+            "-w", "%{http_code} %{exitcode} %{time_total} %{url} B=%header{x-backend} P=%header{x-path} R=%header{retry-after} F=%{filename_effective}\\n",
         ]
         if let parallel {
             // --parallel-immediate: open `parallel` connections at once instead of waiting to see
@@ -46,7 +53,13 @@ enum PoolLoad {
         }
         let result = try await ChildProcess.run(Paths.curl, args, timeout: timeout)
         if result.timedOut { throw HarnessError("curl load of \(urls.count) URLs timed out after \(timeout)") }
-        let results = result.stdoutText.split(separator: "\n").compactMap(parse)
+        var results = result.stdoutText.split(separator: "\n").compactMap(parse)
+        if keepBodies {
+            for index in results.indices {
+                let file = results[index].bodyFile
+                results[index].body = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            }
+        }
         guard results.count == urls.count else {
             throw HarnessError(
                 "curl reported \(results.count) of \(urls.count) transfers (exit \(result.exitCode)): \(result.stderrText.prefix(2000))"
@@ -67,7 +80,8 @@ enum PoolLoad {
             path: String(fields[5].dropFirst(2)),
             retryAfter: String(fields[6].dropFirst(2)),
             seconds: seconds,
-            exitCode: exitCode
+            exitCode: exitCode,
+            bodyFile: fields.count >= 8 ? String(fields[7].dropFirst(2)) : ""
         )
     }
 
