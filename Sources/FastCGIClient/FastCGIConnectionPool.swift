@@ -361,6 +361,25 @@ public final class FastCGIConnectionPool {
 
     // MARK: multiplex = auto
 
+    /// The probe runs alongside the backend's first connection, which is usually established
+    /// before the answer comes and then starts with room for one request. Under steady load
+    /// that connection never idles (every freed slot goes straight to the next waiter), so
+    /// without this it would carry one request at a time for good while the queue times out.
+    private func raiseCapacity(of backend: Int, to capacity: Int) {
+        // A backend that already answered CANT_MPX_CONN keeps one request per connection.
+        guard capacity > 1, machine.backends[backend].multiplexAllowed else { return }
+        // In id order, so that waiters fill the oldest connection first, as they would have.
+        let open = connections.values.filter { $0.backendIndex == backend && $0.isUsable }.sorted { $0.id < $1.id }
+        for connection in open {
+            connection.setCapacity(capacity)
+            // A pause left by a slow client of the request that had the connection to itself
+            // would now stall every request on it; that client's output is spooled from here on.
+            connection.resumeReading()
+            let id = FastCGIPoolStateMachine.ConnectionID(connection.id)
+            perform(machine.connectionCapacityKnown(id, capacity: capacity, now: .now()))
+        }
+    }
+
     /// Asks a backend on a connection of its own whether it multiplexes. PHP-FPM answers
     /// FCGI_MPXS_CONNS=0 and closes; a backend that does not answer within a second counts as 0.
     private func probe(backend: Int) {
@@ -379,7 +398,9 @@ public final class FastCGIConnectionPool {
                 return
             }
             let offered = Int(values[FastCGIConstants.maxReqs] ?? "") ?? configured
-            self.probedCapacity[backend] = max(1, min(offered, configured))
+            let capacity = max(1, min(offered, configured))
+            self.probedCapacity[backend] = capacity
+            self.raiseCapacity(of: backend, to: capacity)
         }
         ClientBootstrap(group: eventLoop)
             .connectTimeout(settings.connectTimeout)

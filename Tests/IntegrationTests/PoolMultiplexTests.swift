@@ -31,7 +31,7 @@ extension Integration {
         /// announces multiplexing, so one connection carries them all at once. Every client gets
         /// 200 with its own answer, in about one request's time, far below `queue_timeout`.
         /// Before multiplexing was applied to connections already open when the GET_VALUES
-        /// answer came, each loop ran one request at a time: 36 answers, 64 × 503 after 5 s.
+        /// answer came, each loop ran one request at a time: 34 answers, 66 × 503 after 5 s.
         @Test(.enabled(if: GoFastCGIBackend.isAvailable, "needs \(GoFastCGIBackend.go): apt-get install golang-go"))
         func oneConnectionForTwoLoopsMultiplexesEveryRequest() async throws {
             try await Self.withGoBackend(threads: 2, poolINI: "max_conns = 1\nmultiplex = auto") { front, backend in
