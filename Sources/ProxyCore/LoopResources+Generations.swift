@@ -22,6 +22,14 @@ extension LoopResources {
         }
     }
 
+    /// A graceful stop: the current pools drain like retired ones (pools a reload retired
+    /// already do). Their requests still run; no connection stays open idle.
+    func drainPoolsForShutdown() {
+        for pool in current.pools where !retiringPools.contains(where: { $0.pool === pool }) {
+            pool.drain {}
+        }
+    }
+
     private func addRetired(_ counters: FastCGIPoolStateMachine.Counters.Pool, slot: Int) {
         while retiredPoolCounters.count <= slot {
             retiredPoolCounters.append(.init())

@@ -159,6 +159,7 @@ public final class ProxyServer: Sendable {
         let loop = group.next()
         let drained = loop.makePromise(of: Void.self)
         connections.quiesce(whenDrained: drained)
+        await drainPools()
         let deadline = loop.scheduleTask(in: TimeAmount(gracePeriod)) { [connections, context] in
             let left = connections.count
             if left > 0 {
@@ -172,6 +173,19 @@ public final class ProxyServer: Sendable {
         await flushAccessLog()
         if ownsGroup {
             try await group.shutdownGracefully()
+        }
+    }
+
+    /// Retires every loop's pools for the stop: requests in flight (and queued ones) still run,
+    /// but idle backend connections close now and busy ones after their request.
+    ///
+    /// PHP-FPM gives each keep-alive connection a worker of its own until we close it, and the
+    /// pool's stall check only frees workers held by its own shard. Without this, idle
+    /// connections of one loop (or of a generation a reload retired) kept every worker while a
+    /// request of another loop sat in FPM's listen queue until `shutdown_timeout` cut it off.
+    func drainPools() async {
+        for box in resources {
+            try? await box.eventLoop.submit { box.value.drainPoolsForShutdown() }.get()
         }
     }
 
