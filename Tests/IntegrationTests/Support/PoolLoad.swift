@@ -27,9 +27,11 @@ enum PoolLoad {
     }
 
     /// Fetches `urls`, `parallel` at a time (nil: one after the other on one connection), with
-    /// bodies discarded unless `keepBodies`. Results are in completion order.
+    /// bodies discarded unless `keepBodies`. Results are in completion order. `maxTime` bounds
+    /// each transfer (seconds).
     static func run(
-        _ urls: [String], parallel: Int? = nil, timeout: Duration = .seconds(60), keepBodies: Bool = false
+        _ urls: [String], parallel: Int? = nil, maxTime: Int = 20, timeout: Duration = .seconds(60),
+        keepBodies: Bool = false
     ) async throws -> [Result] {
         let dir = try TempDir("fcgiproxy-load")
         defer { try? FileManager.default.removeItem(atPath: dir.path) }
@@ -43,7 +45,7 @@ enum PoolLoad {
         var args = [
             // Per transfer: a single stuck request shows up as its own failure (status 000, curl
             // exit 28, with its URL), not as a timeout of the whole load that hides which one.
-            "-s", "--max-time", "20", "-K", configPath,
+            "-s", "--max-time", String(maxTime), "-K", configPath,
             "-w", "%{http_code} %{exitcode} %{time_total} %{url} B=%header{x-backend} P=%header{x-path} R=%header{retry-after} F=%{filename_effective}\\n",
         ]
         if let parallel {
