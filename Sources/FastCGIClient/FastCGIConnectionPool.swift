@@ -54,8 +54,11 @@ public final class FastCGIConnectionPool {
     /// What a request's owner hears from the pool, as an object rather than a closure: the
     /// owner (an exchange) exists anyway, a closure would be one more allocation per request.
     public protocol Receiver: AnyObject {
-        /// A connection with a free slot (again, if the request is retried).
-        func leaseGranted(_ connection: FastCGIConnection)
+        /// A connection with a free slot (again, if the request is retried). `ticket` is the one
+        /// ``lease(_:now:)`` returns: a grant can come before that call returns, and the
+        /// connection may fail the request at once (a write to a backend that just closed), so
+        /// the owner must know its ticket by then.
+        func leaseGranted(_ connection: FastCGIConnection, ticket: Ticket)
         /// The pool gave up on the request.
         func leaseFailed(_ reason: FastCGIPoolStateMachine.FailureReason)
     }
@@ -185,7 +188,7 @@ public final class FastCGIConnectionPool {
                     continue
                 }
                 connection.assign(ticket: ticket.rawValue)
-                receiver.leaseGranted(connection)
+                receiver.leaseGranted(connection, ticket: ticket)
             case .createConnection(let connectionID, let backend):
                 connect(connectionID, backend: backend)
             case .closeConnection(let connectionID):
@@ -476,7 +479,7 @@ private final class ClosureReceiver: FastCGIConnectionPool.Receiver {
         self.callback = callback
     }
 
-    func leaseGranted(_ connection: FastCGIConnection) {
+    func leaseGranted(_ connection: FastCGIConnection, ticket: FastCGIConnectionPool.Ticket) {
         callback(.success(connection))
     }
 

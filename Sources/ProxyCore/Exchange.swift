@@ -370,7 +370,11 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// The clock reading of a lease being asked for, for a connection granted at once.
     private var leaseTime: NIODeadline?
 
-    func leaseGranted(_ connection: FastCGIConnection) {
+    func leaseGranted(_ connection: FastCGIConnection, ticket: FastCGIConnectionPool.Ticket) {
+        // Set here, not only from `lease`'s return: a grant inside `lease` can fail at once (an
+        // idle connection whose close is not processed yet breaks on our write), and a failure
+        // without a ticket would be dropped and leave the client waiting.
+        self.ticket = ticket
         connected(connection)
     }
 
