@@ -87,6 +87,8 @@ public final class FastCGIConnectionPool {
     private var probing: Set<Int> = []
     /// Set by ``drain(whenEmpty:)``.
     private var onEmpty: (() -> Void)?
+    /// In ``BackendWorkerRegistry`` (from the first connection until the shard is shut down).
+    private var registered = false
 
     /// This shard's share of a backend's own connection limit (FCGI_MAX_CONNS): the caller's
     /// split, as for `max_conns`.
@@ -218,6 +220,10 @@ public final class FastCGIConnectionPool {
             case .failRequest(let ticket, let reason):
                 callbacks.removeValue(forKey: ticket.rawValue)?.leaseFailed(reason)
             case .shutdownComplete:
+                if registered {
+                    registered = false
+                    BackendWorkerRegistry.shared.unregister(self)
+                }
                 let onEmpty = self.onEmpty
                 self.onEmpty = nil
                 onEmpty?()
@@ -283,6 +289,10 @@ public final class FastCGIConnectionPool {
 
     private func established(_ connection: FastCGIConnection, _ connectionID: FastCGIPoolStateMachine.ConnectionID) {
         connections[connectionID.rawValue] = connection
+        if !registered {
+            registered = true
+            BackendWorkerRegistry.shared.register(self)
+        }
         watchForStall(connection)
         // These two hold the pool strongly; the connection drops both when it closes, which
         // breaks the cycle (see FastCGIConnection.channelInactive).
@@ -321,11 +331,13 @@ public final class FastCGIConnectionPool {
 
     /// PHP-FPM accepts a connection only when a worker is free, and a keep-alive connection holds
     /// its worker while idle. With more connections than workers (`max_conns` above
-    /// `pm.max_children`, which PHP-FPM does not report), a new connection can sit in the listen
-    /// queue for ever while our idle connections pin every worker. So: a new connection that has
-    /// not heard from the backend within `stallCheckInterval` while it carries a request gets
-    /// one idle connection to the same backend closed, which frees a worker; again each interval
-    /// until it hears something. A false alarm costs one reconnect.
+    /// `pm.max_children`, which PHP-FPM does not report, or shards on several event loops), a
+    /// new connection can sit in the listen queue for ever while our other connections pin every
+    /// worker. So: a new connection that has not heard from the backend within
+    /// `stallCheckInterval` while it carries a request gets one worker freed at the same address
+    /// (``freeWorker(at:)``: in this shard, else in another shard of the process through
+    /// ``BackendWorkerRegistry``); again each interval until it hears something. A false alarm
+    /// costs one reconnect.
     public static let stallCheckInterval: TimeAmount = .milliseconds(200)
 
     private func watchForStall(_ connection: FastCGIConnection) {
@@ -333,13 +345,35 @@ public final class FastCGIConnectionPool {
         let id = connection.id
         _ = schedule(at: .now() + Self.stallCheckInterval) { pool in
             guard let connection = pool.connections[id], !connection.hasHeardFromBackend, connection.channel?.isActive == true else { return }
-            if connection.activeCount > 0, let idle = pool.connections.values.first(where: {
-                $0 !== connection && $0.backendIndex == connection.backendIndex && $0.isReusable
-            }) {
-                idle.close()
+            if connection.activeCount > 0 {
+                let address = pool.settings.backends[connection.backendIndex]
+                if !pool.freeWorker(at: address) {
+                    // None here: another loop's shard (or a pool a reload retired) may pin the workers.
+                    BackendWorkerRegistry.shared.freeWorker(at: address, except: pool)
+                }
             }
             pool.watchForStall(connection)
         }
+    }
+
+    /// Frees one backend worker that a connection of this shard to `address` pins, if there is
+    /// one: an idle connection closes now; otherwise a busy one that the backend serves (it has
+    /// answered on it) takes no more requests and closes when its request ends. Under steady
+    /// load connections are idle only for moments, so waiting for one to be idle at a stall
+    /// check could miss them for seconds. The pool hears of the close as of any other.
+    func freeWorker(at address: SocketAddress) -> Bool {
+        eventLoop.preconditionInEventLoop()
+        var busy: FastCGIConnection?
+        for connection in connections.values where settings.backends[connection.backendIndex] == address {
+            if connection.isReusable {
+                connection.close()
+                return true
+            }
+            if busy == nil, connection.isUsable, connection.hasHeardFromBackend { busy = connection }
+        }
+        guard let busy else { return false }
+        busy.retire()
+        return true
     }
 
     private func capacity(for backend: Int) -> Int? {
