@@ -357,8 +357,9 @@ public final class FastCGIConnectionPool {
     }
 
     /// Frees one backend worker that a connection of this shard to `address` pins, if there is
-    /// one: an idle connection closes now; otherwise a busy one that the backend serves (it has
-    /// answered on it) takes no more requests and closes when its request ends. Under steady
+    /// one: an idle connection closes now; otherwise a busy one of its own (not multiplexed) that
+    /// the backend serves (it has answered on it) takes no more requests and closes when its
+    /// request ends. Under steady
     /// load connections are idle only for moments, so waiting for one to be idle at a stall
     /// check could miss them for seconds. The pool hears of the close as of any other.
     func freeWorker(at address: SocketAddress) -> Bool {
@@ -369,7 +370,10 @@ public final class FastCGIConnectionPool {
                 connection.close()
                 return true
             }
-            if busy == nil, connection.isUsable, connection.hasHeardFromBackend { busy = connection }
+            // A multiplexing backend does not give a connection a worker of its own: nothing to free.
+            if busy == nil, !connection.isMultiplexed, connection.isUsable, connection.hasHeardFromBackend {
+                busy = connection
+            }
         }
         guard let busy else { return false }
         busy.retire()
