@@ -345,7 +345,8 @@ public final class FastCGIConnectionPool {
         let id = connection.id
         _ = schedule(at: .now() + Self.stallCheckInterval) { pool in
             guard let connection = pool.connections[id], !connection.hasHeardFromBackend, connection.channel?.isActive == true else { return }
-            if connection.activeCount > 0 {
+            // A multiplexing backend does not give each connection a worker: no stall to break.
+            if connection.activeCount > 0, !connection.isMultiplexed {
                 let address = pool.settings.backends[connection.backendIndex]
                 if !pool.freeWorker(at: address) {
                     // None here: another loop's shard (or a pool a reload retired) may pin the workers.
@@ -359,25 +360,40 @@ public final class FastCGIConnectionPool {
     /// Frees one backend worker that a connection of this shard to `address` pins, if there is
     /// one: an idle connection closes now; otherwise a busy one of its own (not multiplexed) that
     /// the backend serves (it has answered on it) takes no more requests and closes when its
-    /// request ends. Under steady
-    /// load connections are idle only for moments, so waiting for one to be idle at a stall
-    /// check could miss them for seconds. The pool hears of the close as of any other.
+    /// request ends. Under steady load connections are idle only for moments, so waiting for one
+    /// to be idle at a stall check could miss them for seconds. The pool hears of the close as of
+    /// any other. Giving one up shows the backend serves fewer connections than this shard was
+    /// opening, so the shard learns to hold fewer (`FastCGIPoolStateMachine+WorkerLimit`). A
+    /// stall with nothing to give up (every connection new and silent: slow scripts, not a full
+    /// backend) teaches nothing.
     func freeWorker(at address: SocketAddress) -> Bool {
         eventLoop.preconditionInEventLoop()
+        var idle: FastCGIConnection?
         var busy: FastCGIConnection?
         for connection in connections.values where settings.backends[connection.backendIndex] == address {
             if connection.isReusable {
-                connection.close()
-                return true
+                idle = connection
+                break
             }
-            // A multiplexing backend does not give a connection a worker of its own: nothing to free.
             if busy == nil, !connection.isMultiplexed, connection.isUsable, connection.hasHeardFromBackend {
                 busy = connection
             }
         }
-        guard let busy else { return false }
-        busy.retire()
+        guard let given = idle ?? busy else { return false }
+        learnWorkerLimit(backend: given.backendIndex)
+        if given === idle { given.close() } else { given.retire() }
         return true
+    }
+
+    private var workerLimitTimers: [Int: Scheduled<Void>] = [:]
+
+    private func learnWorkerLimit(backend: Int) {
+        let expiry = machine.backendStalled(backend: backend, now: .now())
+        workerLimitTimers[backend]?.cancel()
+        workerLimitTimers[backend] = schedule(at: expiry) { pool in
+            pool.workerLimitTimers[backend] = nil
+            pool.perform(pool.machine.workerLimitTimerFired(backend: backend, now: .now()))
+        }
     }
 
     private func capacity(for backend: Int) -> Int? {

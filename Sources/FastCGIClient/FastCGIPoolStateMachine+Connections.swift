@@ -356,6 +356,6 @@ extension FastCGIPoolStateMachine {
 
     func canConnect(backend: Int) -> Bool {
         let state = backends[backend]
-        return !state.isDown && !state.isBackingOff && connectionCount(backend: backend) < state.settings.maxConnections
+        return !state.isDown && !state.isBackingOff && connectionCount(backend: backend) < connectionLimit(backend: backend)
     }
 }

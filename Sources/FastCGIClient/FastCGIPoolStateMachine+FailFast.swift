@@ -44,7 +44,7 @@ extension FastCGIPoolStateMachine {
         for backend in backends.indices {
             let state = backends[backend]
             guard state.isDown || state.isBackingOff, !state.lastConnectOverloaded,
-                connectionCount(backend: backend) < state.settings.maxConnections,
+                connectionCount(backend: backend) < connectionLimit(backend: backend),
                 !connections.contains(where: { $0.backend == backend && $0.isStarting })
             else { continue }
             if let current = best,

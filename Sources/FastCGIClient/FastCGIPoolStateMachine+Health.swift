@@ -19,6 +19,10 @@ extension FastCGIPoolStateMachine {
         var backoffUntil: NIODeadline?
         /// The last connect failed with a full listen backlog: busy, not broken, so not probed.
         var lastConnectOverloaded = false
+        /// Connections the backend serves at once, as stalls showed (see +WorkerLimit), and when
+        /// the last stall set it.
+        var learnedWorkerLimit: Int?
+        var workerLimitSince: NIODeadline?
         /// Smooth weighted round robin state.
         var currentWeight = 0
         /// Parked connections, most recently parked last; entries may be stale (see

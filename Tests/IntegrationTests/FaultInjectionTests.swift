@@ -296,6 +296,76 @@ extension Integration {
             #expect(results.allSatisfy { $0.status == 200 || $0.status == 502 }, "\(results)")
             #expect(slowest < 1.0, "\(results)")
         }
+
+        // MARK: 10. PHP-FPM reloaded (what `systemctl reload php-fpm` sends)
+
+        /// SIGUSR2 re-executes the master and replaces every worker: idle keep-alive connections
+        /// are closed under us and requests may be cut. Nothing may hang, and the pool must be
+        /// serving again at once.
+        @Test func fpmGracefulReloadUnderLoadIsNoHang() async throws {
+            let fpm = try await PoolPHPFPM(.init(children: 4, name: "usr2"))
+            defer { fpm.stop() }
+            try await fpm.waitForWorkers()
+            let dir = try TempDir("fcgiproxy-fault-usr2")
+            let proxy = try await ProxyProcess(
+                options: Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir)), dir: dir, port: try Net.freePort())
+            defer { proxy.stop() }
+            let load = SteadyLoad(port: proxy.port, path: "/hi.php", connections: 8)
+            var reloads: [Duration] = []
+            for _ in 0..<3 {
+                try await Task.sleep(for: .milliseconds(800))
+                reloads.append(load.now)
+                fpm.reload()
+            }
+            try await Task.sleep(for: .seconds(2))
+            let samples = await load.stop()
+            let slowest = samples.map(\.seconds).max() ?? 0
+            let last = reloads.last ?? .zero
+            let lateFailures = Self.failures(samples).filter { $0.start > last + .seconds(1) }
+            print("FaultInjection FPM SIGUSR2 ×3: \(SteadyLoad.summary(samples)); failures > 1 s after the last reload: \(lateFailures.count)")
+            #expect(slowest < 1.0, "slowest request \(slowest) s")
+            #expect(lateFailures.isEmpty, "\(lateFailures.count) requests failed > 1 s after the last reload")
+        }
+
+        // MARK: 11. Workers pinned by another event loop's connections
+
+        /// Two event loops, each with its own shard and its own share of `max_conns`, against 2
+        /// FPM workers. Client connections are handed to the loops in turn, so the 1st and 3rd
+        /// land on one loop and the 2nd and 4th on the other: two slow requests on the 1st and
+        /// 3rd make one loop open two backend connections, which keep both workers once idle.
+        /// A request on the 2nd (the other loop) must get a worker freed at once, not wait in
+        /// FPM's listen queue until that loop's connections reach `idle_timeout`.
+        @Test func workersPinnedByAnotherLoopAreFreed() async throws {
+            let fpm = try await PoolPHPFPM(.init(children: 2, name: "pinned"))
+            defer { fpm.stop() }
+            try await fpm.waitForWorkers()
+            let dir = try TempDir("fcgiproxy-fault-pinned")
+            let proxy = try await ProxyProcess(
+                options: Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir)), dir: dir, port: try Net.freePort())
+            defer { proxy.stop() }
+            var clients: [RawHTTP] = []
+            for _ in 0..<4 {
+                clients.append(try RawHTTP(port: proxy.port))
+                // Accepted in this order: the loops take them in turn.
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let slow = "GET /sleep.php?s=0.3 HTTP/1.1\r\nHost: test\r\n\r\n"
+            let hi = "GET /hi.php HTTP/1.1\r\nHost: test\r\n\r\n"
+            #expect(clients[0].send(slow) && clients[2].send(slow))
+            let warm = [clients[0].readResponses(1, timeout: .seconds(3)), clients[2].readResponses(1, timeout: .seconds(3))]
+            #expect(warm.allSatisfy { $0.finals.first?.status == 200 })
+            var lines: [String] = []
+            for index in [1, 3] {
+                let started = ContinuousClock.now
+                #expect(clients[index].send(hi))
+                let reply = clients[index].readResponses(1, timeout: .seconds(3))
+                let took = SteadyLoad.seconds(ContinuousClock.now - started)
+                lines.append("client \(index + 1): \(reply.finals.first?.status ?? 0) in \(String(format: "%.3f", took)) s")
+                #expect(reply.finals.first?.status == 200, "client \(index + 1)")
+                #expect(took < 1.0, "client \(index + 1) waited \(took) s")
+            }
+            print("FaultInjection pinned workers (threads = 2, 2 FPM workers, both held by one loop): " + lines.joined(separator: "; "))
+        }
     }
 }
 
