@@ -397,6 +397,9 @@ public final class FastCGIConnectionPool {
     }
 
     private func capacity(for backend: Int) -> Int? {
+        // After CANT_MPX_CONN the machine grants one request per connection: the connection
+        // must know it too (it flushes, pauses and aborts as a connection of its own).
+        guard machine.backends[backend].multiplexAllowed else { return nil }
         switch settings.multiplex {
         case .off: return nil
         case .on(let max): return max

@@ -93,6 +93,37 @@ extension Integration {
             }
         }
 
+        /// After FCGI_CANT_MPX_CONN the backend gets one request per connection, and a connection
+        /// opened later must know it: a client that leaves then closes its connection (all that a
+        /// non-multiplexing backend notices) instead of sending ABORT_REQUEST and waiting.
+        @Test func afterCantMultiplexNewConnectionsAreOfTheirOwn() async throws {
+            let script: ScriptedFastCGIBackend.Script = { request in
+                switch request.path {
+                case "/reject": return [.end(protocolStatus: .cantMultiplexConnection)]
+                case "/slow": return [.sleep(.seconds(3))] + Step.ok("slow")
+                default: return Step.ok("ok")
+                }
+            }
+            try await Self.withProxy(script: script) { backend, front in
+                let rejected = try await Curl.run([front.url("/reject")])
+                #expect(rejected.status >= 500)
+                // Two at once: the second needs a connection of its own, opened after the rejection.
+                let clients = [try RawHTTP(port: front.port), try RawHTTP(port: front.port)]
+                for client in clients {
+                    client.send("GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
+                }
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(backend.requests(path: "/slow").count == 2)
+                for client in clients { client.shutdownWrite() }
+                // The clients are gone; give the proxy a moment to abandon their requests.
+                try await Task.sleep(for: .milliseconds(500))
+                print("cross-talk CANT_MPX_CONN: \(backend.acceptedConnections) connections, \(backend.abortRequests) ABORT_REQUEST records")
+                #expect(backend.abortRequests == 0, "a connection after CANT_MPX_CONN still aborted as a shared one")
+                let next = try await Curl.run([front.url("/ok")])
+                #expect(next.status == 200)
+            }
+        }
+
         @Test func garbageBehindAnAnswerDoesNotFailTheNextRequest() async throws {
             let script: ScriptedFastCGIBackend.Script = { request in
                 let uri = request.params["REQUEST_URI"] ?? "?"
