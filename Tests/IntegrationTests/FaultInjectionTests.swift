@@ -59,6 +59,22 @@ extension Integration {
             throw HarnessError("no reload outcome within 5 s; log:\n\(proxy.log().suffix(3000))")
         }
 
+        /// A private PHP-FPM with its workers up, and fcgiproxy in front of it with ``options(backend:root:pool:server:)``
+        /// and its own copy of the scripts (in a temp dir named after the FPM). The caller stops both.
+        static func startFPMAndProxy(_ fpmOptions: PoolPHPFPM.Options) async throws -> (PoolPHPFPM, ProxyProcess, FrontEndOptions) {
+            let fpm = try await PoolPHPFPM(fpmOptions)
+            do {
+                try await fpm.waitForWorkers()
+                let dir = try TempDir("fcgiproxy-fault-\(fpmOptions.name)")
+                let options = Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir))
+                let proxy = try await ProxyProcess(options: options, dir: dir, port: try Net.freePort())
+                return (fpm, proxy, options)
+            } catch {
+                fpm.stop()
+                throw error
+            }
+        }
+
         static func failures(_ samples: [SteadyLoad.Sample]) -> [SteadyLoad.Sample] {
             samples.filter { !(200..<300).contains($0.status) }
         }
@@ -74,13 +90,11 @@ extension Integration {
         /// Ten SIGHUPs in ten seconds while 8 clients keep 4 PHP-FPM workers busy; every other one
         /// changes the pool (drained and replaced), the others change nothing (carried over).
         @Test func tenReloadsUnderLoadLoseNothing() async throws {
-            let fpm = try await PoolPHPFPM(.init(children: 4, name: "reload"))
-            defer { fpm.stop() }
-            try await fpm.waitForWorkers()
-            let dir = try TempDir("fcgiproxy-fault-reload")
-            let options = Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir))
-            let proxy = try await ProxyProcess(options: options, dir: dir, port: try Net.freePort())
-            defer { proxy.stop() }
+            let (fpm, proxy, options) = try await Self.startFPMAndProxy(.init(children: 4, name: "reload"))
+            defer {
+                proxy.stop()
+                fpm.stop()
+            }
             let load = SteadyLoad(port: proxy.port, path: "/hi.php", connections: 8)
             try await Task.sleep(for: .seconds(1))
             // The default is 16: rounds 1, 3, 5, 7, 9 change nothing, the others the pool.
@@ -104,13 +118,11 @@ extension Integration {
         // MARK: 2. A broken file under load
 
         @Test func brokenReloadUnderLoadChangesNothing() async throws {
-            let fpm = try await PoolPHPFPM(.init(children: 4, name: "broken"))
-            defer { fpm.stop() }
-            try await fpm.waitForWorkers()
-            let dir = try TempDir("fcgiproxy-fault-broken")
-            let options = Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir))
-            let proxy = try await ProxyProcess(options: options, dir: dir, port: try Net.freePort())
-            defer { proxy.stop() }
+            let (fpm, proxy, options) = try await Self.startFPMAndProxy(.init(children: 4, name: "broken"))
+            defer {
+                proxy.stop()
+                fpm.stop()
+            }
             let load = SteadyLoad(port: proxy.port, path: "/hi.php", connections: 8)
             try await Task.sleep(for: .seconds(1))
             var broken = options
@@ -133,13 +145,11 @@ extension Integration {
         /// After a burst of load (idle backend connections on both loops), four 1 s requests are in
         /// flight when SIGTERM comes: all finish with 200 and the process exits right after.
         @Test func stopLetsRequestsInFlightFinish() async throws {
-            let fpm = try await PoolPHPFPM(.init(children: 4, name: "stop"))
-            defer { fpm.stop() }
-            try await fpm.waitForWorkers()
-            let dir = try TempDir("fcgiproxy-fault-stop")
-            let options = Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir))
-            let proxy = try await ProxyProcess(options: options, dir: dir, port: try Net.freePort())
-            defer { proxy.stop() }
+            let (fpm, proxy, _) = try await Self.startFPMAndProxy(.init(children: 4, name: "stop"))
+            defer {
+                proxy.stop()
+                fpm.stop()
+            }
             let warm = SteadyLoad(port: proxy.port, path: "/hi.php", connections: 8)
             try await Task.sleep(for: .seconds(2))
             let warmSamples = await warm.stop()
@@ -184,13 +194,11 @@ extension Integration {
         // MARK: 5. A backend that dies mid-response
 
         @Test func workerDyingMidResponseIsNoHang() async throws {
-            let fpm = try await PoolPHPFPM(.init(children: 2, name: "die"))
-            defer { fpm.stop() }
-            try await fpm.waitForWorkers()
-            let dir = try TempDir("fcgiproxy-fault-die")
-            let proxy = try await ProxyProcess(
-                options: Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir)), dir: dir, port: try Net.freePort())
-            defer { proxy.stop() }
+            let (fpm, proxy, _) = try await Self.startFPMAndProxy(.init(children: 2, name: "die"))
+            defer {
+                proxy.stop()
+                fpm.stop()
+            }
             var lines: [String] = []
             for _ in 0..<3 {
                 let (dead, took) = try await Self.timed {
@@ -211,13 +219,11 @@ extension Integration {
         // MARK: 6. Worker recycling
 
         @Test func recyclingEveryFiveRequestsLosesNothing() async throws {
-            let fpm = try await PoolPHPFPM(.init(children: 4, maxRequests: 5, name: "recycle5"))
-            defer { fpm.stop() }
-            try await fpm.waitForWorkers()
-            let dir = try TempDir("fcgiproxy-fault-recycle")
-            let proxy = try await ProxyProcess(
-                options: Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir)), dir: dir, port: try Net.freePort())
-            defer { proxy.stop() }
+            let (fpm, proxy, _) = try await Self.startFPMAndProxy(.init(children: 4, maxRequests: 5, name: "recycle5"))
+            defer {
+                proxy.stop()
+                fpm.stop()
+            }
             let results = try await PoolLoad.run(Array(repeating: proxy.url("/hi.php"), count: 200), parallel: 8, maxTime: 5)
             let slowest = results.map(\.seconds).max() ?? 0
             print("FaultInjection pm.max_requests = 5: 200 sent, \(Pool.statusCounts(results)), slowest \(slowest) s")
@@ -228,13 +234,11 @@ extension Integration {
         // MARK: 7. PHP-FPM killed and restarted under load
 
         @Test func fpmKilledAndRestartedRecoversFast() async throws {
-            let fpm = try await PoolPHPFPM(.init(children: 4, name: "killed"))
-            defer { fpm.stop() }
-            try await fpm.waitForWorkers()
-            let dir = try TempDir("fcgiproxy-fault-kill")
-            let proxy = try await ProxyProcess(
-                options: Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir)), dir: dir, port: try Net.freePort())
-            defer { proxy.stop() }
+            let (fpm, proxy, _) = try await Self.startFPMAndProxy(.init(children: 4, name: "killed"))
+            defer {
+                proxy.stop()
+                fpm.stop()
+            }
             let load = SteadyLoad(port: proxy.port, path: "/hi.php", connections: 8)
             try await Task.sleep(for: .milliseconds(1500))
             let killed = load.now
@@ -258,13 +262,11 @@ extension Integration {
         // MARK: 8. PHP-FPM stopped (its socket file goes)
 
         @Test func fpmStoppedAnswers502Fast() async throws {
-            let fpm = try await PoolPHPFPM(.init(children: 2, name: "stopped"))
-            defer { fpm.stop() }
-            try await fpm.waitForWorkers()
-            let dir = try TempDir("fcgiproxy-fault-fpmstop")
-            let proxy = try await ProxyProcess(
-                options: Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir)), dir: dir, port: try Net.freePort())
-            defer { proxy.stop() }
+            let (fpm, proxy, _) = try await Self.startFPMAndProxy(.init(children: 2, name: "stopped"))
+            defer {
+                proxy.stop()
+                fpm.stop()
+            }
             let warm = try await PoolLoad.run(Array(repeating: proxy.url("/hi.php"), count: 20), parallel: 4, maxTime: 5)
             #expect(warm.allSatisfy { $0.status == 200 })
             fpm.stop()
@@ -281,13 +283,11 @@ extension Integration {
         /// Open connections go on serving; a new connection cannot be made: each request is
         /// served or refused at once, none waits.
         @Test func socketFileRemovedIsNoHang() async throws {
-            let fpm = try await PoolPHPFPM(.init(children: 2, name: "unlinked"))
-            defer { fpm.stop() }
-            try await fpm.waitForWorkers()
-            let dir = try TempDir("fcgiproxy-fault-unlink")
-            let proxy = try await ProxyProcess(
-                options: Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir)), dir: dir, port: try Net.freePort())
-            defer { proxy.stop() }
+            let (fpm, proxy, _) = try await Self.startFPMAndProxy(.init(children: 2, name: "unlinked"))
+            defer {
+                proxy.stop()
+                fpm.stop()
+            }
             _ = try await PoolLoad.run(Array(repeating: proxy.url("/hi.php"), count: 10), parallel: 2, maxTime: 5)
             unlink(fpm.socketPath)
             let results = try await PoolLoad.run(Array(repeating: proxy.url("/hi.php"), count: 20), parallel: 4, maxTime: 8)
@@ -303,13 +303,11 @@ extension Integration {
         /// are closed under us and requests may be cut. Nothing may hang, and the pool must be
         /// serving again at once.
         @Test func fpmGracefulReloadUnderLoadIsNoHang() async throws {
-            let fpm = try await PoolPHPFPM(.init(children: 4, name: "usr2"))
-            defer { fpm.stop() }
-            try await fpm.waitForWorkers()
-            let dir = try TempDir("fcgiproxy-fault-usr2")
-            let proxy = try await ProxyProcess(
-                options: Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir)), dir: dir, port: try Net.freePort())
-            defer { proxy.stop() }
+            let (fpm, proxy, _) = try await Self.startFPMAndProxy(.init(children: 4, name: "usr2"))
+            defer {
+                proxy.stop()
+                fpm.stop()
+            }
             let load = SteadyLoad(port: proxy.port, path: "/hi.php", connections: 8)
             var reloads: [Duration] = []
             for _ in 0..<3 {
@@ -336,13 +334,11 @@ extension Integration {
         /// A request on the 2nd (the other loop) must get a worker freed at once, not wait in
         /// FPM's listen queue until that loop's connections reach `idle_timeout`.
         @Test func workersPinnedByAnotherLoopAreFreed() async throws {
-            let fpm = try await PoolPHPFPM(.init(children: 2, name: "pinned"))
-            defer { fpm.stop() }
-            try await fpm.waitForWorkers()
-            let dir = try TempDir("fcgiproxy-fault-pinned")
-            let proxy = try await ProxyProcess(
-                options: Self.options(backend: "unix:" + fpm.socketPath, root: try Self.docroot(dir)), dir: dir, port: try Net.freePort())
-            defer { proxy.stop() }
+            let (fpm, proxy, _) = try await Self.startFPMAndProxy(.init(children: 2, name: "pinned"))
+            defer {
+                proxy.stop()
+                fpm.stop()
+            }
             var clients: [RawHTTP] = []
             for _ in 0..<4 {
                 clients.append(try RawHTTP(port: proxy.port))
