@@ -11,8 +11,8 @@ import NIOCore
 /// one loop can hold every worker while another loop's new connection waits in FPM's backlog.
 /// The stall check frees a worker in its own shard first; when that shard has no connection to
 /// give up, it asks the others that talk to the same address, one after the other on their own
-/// loops, until one does. Touched only when a shard first connects, when it is
-/// retired, and at a stall: never per request.
+/// loops, until one does. Touched only when a shard first connects, when it is retired, and at
+/// a stall: never per request.
 final class BackendWorkerRegistry: Sendable {
     static let shared = BackendWorkerRegistry()
 
@@ -39,14 +39,14 @@ final class BackendWorkerRegistry: Sendable {
         let others = shards.withLockedValue { shards in
             shards.values.filter { $0.pool !== pool && $0.addresses.contains(address) }
         }
-        Self.ask(others[...], toClose: address)
+        Self.ask(others[...], toFreeWorkerAt: address)
     }
 
-    private static func ask(_ shards: ArraySlice<Shard>, toClose address: SocketAddress) {
+    private static func ask(_ shards: ArraySlice<Shard>, toFreeWorkerAt address: SocketAddress) {
         guard let shard = shards.first else { return }
         shard.pool.eventLoop.execute {
             if shard.pool.freeWorker(at: address) { return }
-            ask(shards.dropFirst(), toClose: address)
+            ask(shards.dropFirst(), toFreeWorkerAt: address)
         }
     }
 }

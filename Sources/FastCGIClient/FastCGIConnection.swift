@@ -26,9 +26,6 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         var receiver: (any FastCGIResponseReceiver)?
         var readTimeout: TimeAmount
         var lastReadAt: NIODeadline
-        /// Bytes of the backend's stream received before the request started (see
-        /// ``FastCGIConnectionStateMachine/RequestSlot/firstByte``).
-        let firstByte: Int
     }
 
     private var stateMachine: FastCGIConnectionStateMachine
@@ -124,10 +121,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         let requestID = stateMachine.startRequest(receivedBytes: bytesReceived)
         requestCount += 1
         waiters.append(
-            Waiter(
-                requestID: requestID, ticket: assignedTicket, receiver: receiver, readTimeout: readTimeout, lastReadAt: now,
-                firstByte: bytesReceived
-            )
+            Waiter(requestID: requestID, ticket: assignedTicket, receiver: receiver, readTimeout: readTimeout, lastReadAt: now)
         )
         if readTimer == nil { armReadTimer(in: readTimeout) }
         return requestID
@@ -391,7 +385,9 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         let failed = waiters
         waiters.removeAll()
         for waiter in failed {
-            waiter.receiver?.backendFailed(waiter.firstByte > offset ? .closedEarly : error)
+            // The machine keeps its slots when it fails (they go at `closed()`): it knows when each began.
+            let startedAfter = stateMachine.slots.first { $0.requestID == waiter.requestID }.map { $0.firstByte > offset } ?? false
+            waiter.receiver?.backendFailed(startedAfter ? .closedEarly : error)
         }
     }
 

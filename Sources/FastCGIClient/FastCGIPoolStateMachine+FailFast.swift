@@ -3,7 +3,8 @@ import NIOCore
 /// Failing fast when no backend can take a request, instead of queueing it until `queueTimeout`.
 ///
 /// A request may wait in the queue only while something is on its way that can serve it: a
-/// connect in flight, or a request running on an open connection (its slot comes back). A request nothing will serve is *uncovered*:
+/// connect in flight, or a request running on an open connection (its slot comes back). A
+/// request nothing will serve is *uncovered*:
 /// - When every backend is out (down after `maxFails`, or backing off after a failed connect)
 ///   but under its connection limit, the pool **probes** one of them (the one whose time out
 ///   ends first): a connect for the waiting request despite the backoff. A pool's last backend

@@ -41,8 +41,8 @@ extension FastCGIPoolStateMachine {
         return actions
     }
 
-    /// The limit learned from stalls, if one holds (for tests and the status page).
-    public func learnedWorkerLimit(backend: Int) -> Int? {
+    /// The limit learned from stalls, if one holds.
+    func learnedWorkerLimit(backend: Int) -> Int? {
         backends[backend].learnedWorkerLimit
     }
 }
