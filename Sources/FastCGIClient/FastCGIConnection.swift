@@ -38,6 +38,8 @@ public final class FastCGIConnection: ChannelDuplexHandler {
     private var readingPaused = false
     private var pendingRead = false
     private var readTimer: Scheduled<Void>?
+    /// Closes a connection whose aborted request the backend has not ended in time.
+    private var graceTimer: Scheduled<Void>?
 
     /// Called once when the channel closes, with the tickets of requests that still held a slot.
     var onClose: ((FastCGIConnection, [Int]) -> Void)?
@@ -173,15 +175,33 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         }
     }
 
-    /// The request's client went away (or the exchange gave up on it). On a connection of its own
-    /// the connection is closed: PHP-FPM ignores ABORT_REQUEST and only notices a closed socket.
-    /// On a shared one ABORT_REQUEST is sent and the id stays reserved until END_REQUEST.
-    public func abort(requestID: UInt16) {
+    /// The request's client went away (or the exchange gave up on it). On a shared connection
+    /// ABORT_REQUEST is sent and the id stays reserved until END_REQUEST. On a connection of its
+    /// own (PHP-FPM ignores ABORT_REQUEST and only notices a closed socket): with a `grace`, the
+    /// connection takes no new request, its output is read and dropped, and it closes at
+    /// END_REQUEST or when the grace ends, whichever comes first, so the pool counts it busy
+    /// while the backend may still run the request; without one it closes now.
+    public func abort(requestID: UInt16, grace: TimeAmount? = nil) {
         if let index = waiters.firstIndex(where: { $0.requestID == requestID }) {
             waiters[index].receiver = nil
         }
         guard isMultiplexed else {
-            close()
+            guard let grace, let context, isActive else {
+                close()
+                return
+            }
+            stateMachine.retire()
+            resumeReading()
+            // PHP-FPM ignores it; a backend that honours it (our worker library) ends the
+            // request at once. The connection carries nothing after it.
+            var buffer = context.channel.allocator.buffer(capacity: 16)
+            buffer.writeFastCGIAbortRequest(requestID: requestID)
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            graceTimer?.cancel()
+            graceTimer = context.eventLoop.scheduleTask(in: grace) {
+                loopBound.value.close()
+            }
             return
         }
         if stateMachine.abort(requestID: requestID), let context {
@@ -327,6 +347,8 @@ public final class FastCGIConnection: ChannelDuplexHandler {
         channelIsActive = false
         readTimer?.cancel()
         readTimer = nil
+        graceTimer?.cancel()
+        graceTimer = nil
         _ = stateMachine.closed()
         // Ended requests not yet reported are freed slots too; the closed connection is
         // forgotten with them.

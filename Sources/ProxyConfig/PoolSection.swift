@@ -26,11 +26,13 @@ struct PoolSection {
             if let count = keys.single(entry, &errors, ConfigValue.positiveInt) {
                 config.maxRequestsPerConnection = count
             }
-        case "multiplex_buffer":
-            if let size = keys.single(entry, &errors, ConfigValue.positiveSize) { config.multiplexBuffer = size }
-        case "multiplex_spill":
-            // Zero is meaningful: no temporary file, abort once the memory buffer is full.
-            if let size = keys.single(entry, &errors, ConfigValue.size) { config.multiplexSpill = size }
+        case "response_buffer", "multiplex_buffer":
+            if let size = keys.single(entry, &errors, ConfigValue.positiveSize) { config.responseBuffer = size }
+        case "response_spill", "multiplex_spill":
+            // Zero is meaningful: no temporary file, only the memory buffer.
+            if let size = keys.single(entry, &errors, ConfigValue.size) { config.responseSpill = size }
+        case "abort_grace":
+            if let grace = keys.single(entry, &errors, ConfigValue.duration) { config.abortGrace = grace }
         case "idle_timeout":
             if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.idleTimeout = timeout }
         case "max_conns":

@@ -77,7 +77,26 @@ public struct ServerConfig: Sendable, Equatable {
     public var keepaliveTimeout: Duration
     /// Longest time a client may leave a response unread (its socket not writable) before the
     /// connection is closed: without it a client that stops reading pins a backend request.
+    /// Also the window of ``minSendRate``.
     public var sendTimeout: Duration
+    /// Bytes per second a client must take, averaged over each `send_timeout` window in which
+    /// response bytes wait for it (0: no rate rule). A client that reads a trickle keeps its
+    /// socket writable now and then, which alone would hold a response for ever.
+    public var minSendRate: Int
+    /// Longest pause between two reads of a request body (while the proxy wants to read it):
+    /// 408 (or a reset stream) beyond. Routes may override it.
+    public var bodyTimeout: Duration
+    /// Bytes held in memory for one client connection, over all its requests (HTTP/2 streams):
+    /// request bodies and response spools beyond it go to temporary files.
+    public var connectionBuffer: Int
+    /// Bytes in temporary files for one client connection, over all its requests.
+    public var connectionSpill: Int
+    /// Bytes held in memory for buffered bodies and spooled responses over the whole process
+    /// (each event loop gets an equal share); beyond it they go to temporary files.
+    public var maxBufferMemory: Int
+    /// Bytes in temporary files in `temp_dir` over the whole process (an equal share per event
+    /// loop). Beyond it request bodies get 503 and responses stop being spooled.
+    public var maxSpill: Int
     /// Largest request head in bytes (431 beyond).
     public var maxHeaderSize: Int
     /// Longest request-target in bytes (414 beyond).
@@ -139,6 +158,12 @@ public struct ServerConfig: Sendable, Equatable {
         headerTimeout: Duration = .seconds(10),
         keepaliveTimeout: Duration = .seconds(75),
         sendTimeout: Duration = .seconds(60),
+        minSendRate: Int = 1024,
+        bodyTimeout: Duration = .seconds(60),
+        connectionBuffer: Int = 4 * 1024 * 1024,
+        connectionSpill: Int = 1024 * 1024 * 1024,
+        maxBufferMemory: Int = 256 * 1024 * 1024,
+        maxSpill: Int = 4 * 1024 * 1024 * 1024,
         maxHeaderSize: Int = 32 * 1024,
         maxURISize: Int = 8 * 1024,
         maxBodySize: Int = 16 * 1024 * 1024,
@@ -164,6 +189,12 @@ public struct ServerConfig: Sendable, Equatable {
         self.headerTimeout = headerTimeout
         self.keepaliveTimeout = keepaliveTimeout
         self.sendTimeout = sendTimeout
+        self.minSendRate = minSendRate
+        self.bodyTimeout = bodyTimeout
+        self.connectionBuffer = connectionBuffer
+        self.connectionSpill = connectionSpill
+        self.maxBufferMemory = maxBufferMemory
+        self.maxSpill = maxSpill
         self.maxHeaderSize = maxHeaderSize
         self.maxURISize = maxURISize
         self.maxBodySize = maxBodySize
@@ -231,11 +262,19 @@ public struct PoolConfig: Sendable, Equatable {
     /// Most requests at once on one multiplexed backend connection: used as is with `multiplex = on`; with
     /// `auto` the backend's FCGI_MAX_REQS is used when it answers, capped by this. Default 128.
     public var maxRequestsPerConnection: Int
-    /// A slow client on a multiplexed connection (whose socket must not be paused for it): bytes of
-    /// its response held in memory, then in a temporary file up to `multiplexSpill`, then the
-    /// request is aborted. Defaults 1m and 64m; a spill of 0 aborts when memory is full.
-    public var multiplexBuffer: Int
-    public var multiplexSpill: Int
+    /// A response its client does not take as fast as the backend sends it is spooled (always on
+    /// a multiplexed connection, whose socket must not be paused for one client; with
+    /// `response_buffering` on a connection of its own, so the backend is free sooner): this
+    /// many bytes of it in memory (`response_buffer`, default 256k), then up to `responseSpill`
+    /// in a temporary file (`response_spill`, default 1g). Beyond, a shared connection's request
+    /// is aborted and a connection of its own waits for the client (its reads pause).
+    /// `multiplex_buffer` and `multiplex_spill` are older names of the two keys.
+    public var responseBuffer: Int
+    public var responseSpill: Int
+    /// How long a request whose client left keeps its connection (and so its place under
+    /// `max_conns`) while the backend finishes it: PHP-FPM runs an aborted script to its end, so
+    /// freeing the slot at once lets an abort flood queue more work than `max_conns` allows.
+    public var abortGrace: Duration
     /// `env = NAME VALUE` lines, in file order: environment of spawned workers.
     public var env: [(name: String, value: String)]
     /// Line of the `[pool:NAME]` header, for messages.
@@ -266,11 +305,13 @@ public struct PoolConfig: Sendable, Equatable {
         idleTimeout: Duration = .seconds(60),
         tries: Int = 2,
         maxRequestsPerConnection: Int = 128,
-        multiplexBuffer: Int = 1024 * 1024,
-        multiplexSpill: Int = 64 * 1024 * 1024
+        responseBuffer: Int = 256 * 1024,
+        responseSpill: Int = 1024 * 1024 * 1024,
+        abortGrace: Duration = .seconds(5)
     ) {
-        self.multiplexBuffer = multiplexBuffer
-        self.multiplexSpill = multiplexSpill
+        self.responseBuffer = responseBuffer
+        self.responseSpill = responseSpill
+        self.abortGrace = abortGrace
         self.name = name
         self.backends = backends
         let weights = backendWeights ?? []
@@ -306,7 +347,8 @@ public struct PoolConfig: Sendable, Equatable {
             && lhs.backendWeights == rhs.backendWeights && lhs.balance == rhs.balance
             && lhs.idleTimeout == rhs.idleTimeout && lhs.tries == rhs.tries
             && lhs.maxRequestsPerConnection == rhs.maxRequestsPerConnection
-            && lhs.multiplexBuffer == rhs.multiplexBuffer && lhs.multiplexSpill == rhs.multiplexSpill
+            && lhs.responseBuffer == rhs.responseBuffer && lhs.responseSpill == rhs.responseSpill
+            && lhs.abortGrace == rhs.abortGrace
     }
 }
 
@@ -338,6 +380,16 @@ public struct RouteConfig: Sendable, Equatable {
     public var script: String?
     /// `param = NAME VALUE` lines, in file order.
     public var params: [(name: String, value: String)]
+    /// `request_buffering` (default on): on a pool that does not multiplex, the whole request
+    /// body is read (memory, then `temp_dir`) before a backend connection is taken, so a slow
+    /// upload never holds a PHP-FPM worker. Off: bodies stream as they come.
+    public var requestBuffering: Bool
+    /// `response_buffering` (default on): on a connection of its own, a response its client
+    /// does not take at once is spooled so the backend is released; off, the backend's reads
+    /// pause until the client takes more. (A multiplexed connection always spools.)
+    public var responseBuffering: Bool
+    /// `body_timeout` of the route; nil: the server's.
+    public var bodyTimeout: Duration?
     /// Line of the `[route:NAME]` header, for messages.
     public var line: Int
 
@@ -351,8 +403,14 @@ public struct RouteConfig: Sendable, Equatable {
         splitPath: String = ".php",
         script: String? = nil,
         params: [(name: String, value: String)] = [],
+        requestBuffering: Bool = true,
+        responseBuffering: Bool = true,
+        bodyTimeout: Duration? = nil,
         line: Int = 0
     ) {
+        self.requestBuffering = requestBuffering
+        self.responseBuffering = responseBuffering
+        self.bodyTimeout = bodyTimeout
         self.name = name
         self.match = match
         self.hosts = hosts
@@ -369,6 +427,8 @@ public struct RouteConfig: Sendable, Equatable {
         lhs.name == rhs.name && lhs.match == rhs.match && lhs.hosts == rhs.hosts && lhs.pool == rhs.pool
             && lhs.root == rhs.root && lhs.index == rhs.index && lhs.splitPath == rhs.splitPath
             && lhs.script == rhs.script && lhs.line == rhs.line
+            && lhs.requestBuffering == rhs.requestBuffering && lhs.responseBuffering == rhs.responseBuffering
+            && lhs.bodyTimeout == rhs.bodyTimeout
             && lhs.params.map(\.name) == rhs.params.map(\.name) && lhs.params.map(\.value) == rhs.params.map(\.value)
     }
 }

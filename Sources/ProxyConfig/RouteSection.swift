@@ -26,6 +26,12 @@ struct RouteSection {
             if let script = keys.single(entry, &errors, ConfigValue.absolutePath) { config.script = script }
         case "param":
             if let param = keys.repeated(entry, &errors, Self.param) { config.params.append(param) }
+        case "request_buffering":
+            if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.requestBuffering = enabled }
+        case "response_buffering":
+            if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.responseBuffering = enabled }
+        case "body_timeout":
+            if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.bodyTimeout = timeout }
         default:
             keys.unknown(entry, &errors)
         }

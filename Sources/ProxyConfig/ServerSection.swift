@@ -34,6 +34,19 @@ struct ServerSection {
             if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.keepaliveTimeout = timeout }
         case "send_timeout":
             if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.sendTimeout = timeout }
+        case "body_timeout":
+            if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.bodyTimeout = timeout }
+        case "min_send_rate":
+            // Zero is meaningful: no rate rule, only `send_timeout`.
+            if let rate = keys.single(entry, &errors, ConfigValue.size) { config.minSendRate = rate }
+        case "connection_buffer":
+            if let size = keys.single(entry, &errors, ConfigValue.size) { config.connectionBuffer = size }
+        case "connection_spill":
+            if let size = keys.single(entry, &errors, ConfigValue.size) { config.connectionSpill = size }
+        case "max_buffer_memory":
+            if let size = keys.single(entry, &errors, ConfigValue.size) { config.maxBufferMemory = size }
+        case "max_spill":
+            if let size = keys.single(entry, &errors, ConfigValue.size) { config.maxSpill = size }
         case "shutdown_timeout":
             if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.shutdownTimeout = timeout }
         case "max_header_size":

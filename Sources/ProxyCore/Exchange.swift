@@ -25,9 +25,12 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     private enum BodyMode {
         case none
+        /// Streamed to STDIN as it comes (a multiplexed pool, or `request_buffering = off`).
         case contentLength(Int)
-        /// Buffered until the end: PHP-FPM needs CONTENT_LENGTH up front.
-        case chunked(RequestBodyBuffer)
+        /// Read whole before the backend is asked: a chunked body (PHP-FPM needs CONTENT_LENGTH
+        /// up front), or any body for a pool that does not multiplex, so that a slow upload
+        /// never holds a PHP-FPM worker.
+        case buffered(SpillBuffer)
     }
 
     private enum ResponseState {
@@ -60,7 +63,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// Response bytes held for a client that is not reading, on a multiplexed connection whose
     /// socket we must not pause: memory, then a temporary file (`multiplex_buffer`,
     /// `multiplex_spill`). Drained when the client becomes writable again.
-    private var spool: RequestBodyBuffer?
+    private var spool: SpillBuffer?
+    /// The spool is at a limit and the backend's reads are paused until it drains.
+    private var spoolPausedBackend = false
     private var spooledBytes = 0
     /// END_REQUEST came while the spool still held bytes: the response ends once it drained.
     /// `truncated` when the backend's body was shorter than its Content-Length.
@@ -75,7 +80,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private var receivedStdout = false
     private var headWritten = false
     /// Nothing more goes to the client: the response ended or the connection is gone.
-    private var finished = false
+    private var finished = false {
+        didSet { if finished { cancelTimer() } }
+    }
     private var stderrLines = 0
     /// For the access log.
     private var responseStatus = 0
@@ -168,9 +175,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             if head.version.minor == 0 {
                 throw HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request", closeConnection: true)
             }
-            bodyMode = .chunked(
-                RequestBodyBuffer(memoryLimit: server.bodyBufferSize, tempDir: server.tempDir, allocator: frontend.allocator)
-            )
+            bodyMode = .buffered(makeBodyBuffer())
         } else if !contentLengths.isEmpty {
             guard contentLengths.count == 1, let length = Int(contentLengths[0]), length >= 0,
                 contentLengths[0].utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
@@ -182,9 +187,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             }
             if length > 0 { bodyMode = .contentLength(length) }
         } else if bodyWithoutLength {
-            bodyMode = .chunked(
-                RequestBodyBuffer(memoryLimit: server.bodyBufferSize, tempDir: server.tempDir, allocator: frontend.allocator)
-            )
+            bodyMode = .buffered(makeBodyBuffer())
         }
         if head.version.major == 1, head.version.minor >= 1 {
             if fields.hosts != 1 {
@@ -213,12 +216,23 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             throw HTTPError(500, "route \(matched.config.name) names unknown pool \(matched.config.pool)")
         }
         self.poolIndex = poolIndex
+        if case .contentLength = bodyMode, matched.config.requestBuffering,
+            shared.pools[poolIndex].config.multiplex != .on
+        {
+            // Nothing of the body has arrived yet (the head was just parsed).
+            bodyMode = .buffered(makeBodyBuffer())
+        }
+        if case .none = bodyMode {} else if !requestEnded {
+            bodyTimeout = TimeAmount(matched.config.bodyTimeout ?? server.bodyTimeout)
+            lastBodyAt = now ?? .now()
+            armTimer(at: lastBodyAt + bodyTimeout)
+        }
 
         let contentLength: Int?
         switch bodyMode {
         case .none: contentLength = nil
         case .contentLength(let length): contentLength = length
-        case .chunked(let buffer):
+        case .buffered(let buffer):
             if !requestEnded {
                 // The proxy will read the body: now is the time for 100 Continue.
                 sendContinueIfWanted()
@@ -233,6 +247,12 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     private var deferredParams: (RequestPath, ResolvedScript)?
+
+    private func makeBodyBuffer() -> SpillBuffer {
+        SpillBuffer(
+            memoryLimit: server.bodyBufferSize, spillLimit: server.maxBodySize, budget: frontend.bufferBudget,
+            tempDir: server.tempDir, allocator: frontend.allocator)
+    }
 
     private func sendContinueIfWanted() {
         guard wantsContinue, !requestEnded else { return }
@@ -298,27 +318,33 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     func requestBody(_ body: ByteBuffer) {
         guard !finished else { return }
         bodyReceived += body.readableBytes
+        lastBodyAt = .now()
         switch bodyMode {
         case .none:
             return
-        case .chunked(let buffer):
+        case .buffered(let buffer):
             if bodyReceived > server.maxBodySize {
-                fail(HTTPError(413, "chunked body over max_body_size", closeConnection: true))
+                fail(HTTPError(413, "request body over max_body_size", closeConnection: true))
                 return
             }
             do {
-                try buffer.append(body)
+                if case .full(let scope) = try buffer.append(body) {
+                    // max_body_size is the request's own limit, checked above: this is the
+                    // connection's or the server's allowance, which frees up as others finish.
+                    fail(HTTPError(
+                        503, "no room to buffer the request body (\(scope) limit)", closeConnection: true, retryAfter: 1))
+                }
             } catch {
                 fail(error)
             }
         case .contentLength:
             if let connection, !stdinEnded {
                 writeStdin(body, to: connection)
-                if !connection.isWritable { frontend.pauseReading() }
+                if !connection.isWritable { pauseBody() }
             } else if connection == nil, paramsInput != nil {
                 pendingBody.append(body)
                 pendingBodyBytes += body.readableBytes
-                if pendingBodyBytes > Self.pendingBodyLimit { frontend.pauseReading() }
+                if pendingBodyBytes > Self.pendingBodyLimit { pauseBody() }
             }
         }
     }
@@ -333,7 +359,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             if let connection, !stdinEnded {
                 endStdin(on: connection)
             }
-        case .chunked(let buffer):
+        case .buffered(let buffer):
             guard let (requestPath, script) = deferredParams else { return }
             deferredParams = nil
             do {
@@ -428,9 +454,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 } else {
                     connection.flush()
                 }
-                if connection.isWritable { frontend.resumeReading() }
+                if connection.isWritable { resumeBody() }
             }
-        case .chunked:
+        case .buffered:
             pumpBufferedBody(to: connection)
         }
     }
@@ -470,7 +496,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     /// Sends the buffered (chunked) body while the backend socket takes it.
     private func pumpBufferedBody(to connection: FastCGIConnection) {
-        guard case .chunked(let buffer) = bodyMode, !stdinEnded else { return }
+        guard case .buffered(let buffer) = bodyMode, !stdinEnded else { return }
         let allocator = frontend.allocator
         do {
             while connection.isWritable {
@@ -556,45 +582,52 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             }
             responseState = .streaming(remaining: remaining - data.readableBytes, sendBody: true)
         }
-        bytesSent += data.readableBytes
         if spool != nil {
             holdForSlowClient(data)
             return
         }
+        bytesSent += data.readableBytes
         frontend.writeResponseBody(data)
         applyClientBackpressure()
     }
 
-    /// The client stopped taking bytes: pause the backend, or on a shared connection start
-    /// spooling this request's output.
+    /// The client stopped taking bytes: spool this request's output (a shared connection must
+    /// not stall for one client; a connection of its own is released sooner), or, with
+    /// `response_buffering = off` on a connection of its own, pause the backend.
     private func applyClientBackpressure() {
         guard !frontend.isWritable, let connection else { return }
-        if !connection.isMultiplexed {
+        startSendWindow()
+        guard spool == nil else { return }
+        if !connection.isMultiplexed, route?.config.responseBuffering == false {
             connection.pauseReading()
             return
         }
-        // A shared connection must not stall for one slow client: from now on this request's
-        // output waits in its own spool until the client reads again.
         let poolConfig = shared.pools[poolIndex].config
-        spool = RequestBodyBuffer(
-            memoryLimit: poolConfig.multiplexBuffer,
-            tempDir: server.tempDir,
-            allocator: frontend.allocator
-        )
+        spool = SpillBuffer(
+            memoryLimit: poolConfig.responseBuffer, spillLimit: poolConfig.responseSpill, budget: frontend.bufferBudget,
+            tempDir: server.tempDir, allocator: frontend.allocator)
     }
 
-    /// Spools output for a client that is not reading; past `multiplex_buffer` +
-    /// `multiplex_spill` the request is aborted.
+    /// Spools output for a client that is not reading. At a limit (the request's
+    /// `response_buffer` + `response_spill`, the connection's or the server's), a connection of
+    /// its own pauses until the client drained the spool; a request on a shared connection,
+    /// which cannot pause, is aborted.
     private func holdForSlowClient(_ data: ByteBuffer) {
         guard let spool else { return }
-        let poolConfig = shared.pools[poolIndex].config
-        let cap = poolConfig.multiplexBuffer + poolConfig.multiplexSpill
         do throws(HTTPError) {
-            guard spooledBytes + data.readableBytes <= cap else {
-                throw HTTPError(502, "client too slow on a multiplexed connection: more than \(cap) bytes held")
+            switch try spool.append(data, force: spoolPausedBackend) {
+            case .held:
+                spooledBytes += data.readableBytes
+            case .full(let scope):
+                guard let connection, !connection.isMultiplexed else {
+                    throw HTTPError(502, "client too slow on a multiplexed connection: \(scope) spool limit reached")
+                }
+                // The bytes of the read under way still have to go somewhere.
+                _ = try spool.append(data, force: true)
+                spooledBytes += data.readableBytes
+                spoolPausedBackend = true
+                connection.pauseReading()
             }
-            try spool.append(data)
-            spooledBytes += data.readableBytes
         } catch {
             shared.logger.warning("\(error.reason); request aborted", metadata: logMetadata)
             abandonBackend()
@@ -602,7 +635,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             responseState = .done
             self.spool = nil
             logAccess()
-            frontend.abort(self)
+            frontend.abort(self, reset: true)
         }
     }
 
@@ -616,6 +649,10 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 guard let chunk = try spool.nextChunk(maxLength: 64 * 1024, allocator: allocator) else {
                     self.spool = nil
                     spooledBytes = 0
+                    if spoolPausedBackend {
+                        spoolPausedBackend = false
+                        connection?.resumeReading()
+                    }
                     frontend.flush()
                     if let end = endAfterSpool {
                         endAfterSpool = nil
@@ -624,6 +661,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                     return
                 }
                 spooledBytes -= chunk.readableBytes
+                bytesSent += chunk.readableBytes
                 frontend.writeResponseBody(chunk)
             }
             frontend.flush()
@@ -632,7 +670,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             self.spool = nil
             finished = true
             logAccess()
-            frontend.abort(self)
+            frontend.abort(self, reset: false)
         }
     }
 
@@ -644,7 +682,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         if truncated {
             // Short body: the client must see a truncated response, not a clean end.
             shared.logger.error("backend response shorter than its Content-Length by \(remaining) bytes", metadata: logMetadata)
-            frontend.abort(self)
+            frontend.abort(self, reset: false)
         } else {
             frontend.finish(self, keepAlive: keepAliveRequested, now: now)
         }
@@ -690,7 +728,10 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             let truncated = (remaining ?? 0) > 0
             if spool != nil {
                 // The backend is done (its slot is free again); the client still has to read.
+                // Writes of this read burst are not flushed yet (the connection's read-complete
+                // no longer reaches us): flushing lets the socket drain and the spool follow.
                 endAfterSpool = (truncated, remaining ?? 0)
+                frontend.flush()
                 return
             }
             endResponse(truncated: truncated, remaining: remaining ?? 0, now: upstreamEnd)
@@ -746,16 +787,16 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             shared.logger.error("backend failed mid-response: \(error)", metadata: logMetadata)
             finished = true
             logAccess()
-            frontend.abort(self)
+            frontend.abort(self, reset: false)
         }
     }
 
     func backendWritabilityChanged(isWritable: Bool) {
         guard isWritable, let connection else { return }
-        if case .chunked = bodyMode {
+        if case .buffered = bodyMode {
             pumpBufferedBody(to: connection)
         } else {
-            frontend.resumeReading()
+            resumeBody()
         }
     }
 
@@ -764,9 +805,11 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     func frontendWritabilityChanged(isWritable: Bool) {
         guard isWritable else { return }
         if spool != nil {
+            // The backend resumes when the spool is empty, if it had to pause.
             drainSpool()
+        } else {
+            connection?.resumeReading()
         }
-        connection?.resumeReading()
     }
 
     /// The client connection closed under us.
@@ -786,7 +829,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         if headWritten {
             finished = true
             logAccess()
-            frontend.abort(self)
+            frontend.abort(self, reset: false)
         } else {
             fail(error)
         }
@@ -828,7 +871,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         abandonBackend()
         if headWritten {
             logAccess()
-            frontend.abort(self)
+            frontend.abort(self, reset: false)
             return
         }
         let bodyPending: Bool
@@ -858,7 +901,130 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         }
         guard let connection else { return }
         self.connection = nil
-        connection.abort(requestID: requestID)
+        // With the whole request sent, the backend may still be running it (PHP-FPM finishes an
+        // aborted script): the connection keeps its place under max_conns until the backend
+        // ends it, or the grace ends. Without the whole body, the backend notices the close.
+        let grace = stdinEnded ? TimeAmount(shared.pools[poolIndex].config.abortGrace) : nil
+        connection.abort(requestID: requestID, grace: grace)
+    }
+
+    // MARK: Timer: body and send progress
+
+    /// `body_timeout` of the route (or server), once a body is expected.
+    private var bodyTimeout = TimeAmount.zero
+    /// When the last body bytes arrived (or reading resumed).
+    private var lastBodyAt = NIODeadline.uptimeNanoseconds(0)
+    /// We stopped reading the body ourselves (the backend is slower): its clock does not run.
+    private var bodyPaused = false
+    /// A send window is open: response bytes wait for the client. (start, bytes taken then)
+    private var sendWindow: (start: NIODeadline, taken: Int)?
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+
+    private func pauseBody() {
+        bodyPaused = true
+        frontend.pauseReading()
+    }
+
+    private func resumeBody() {
+        if bodyPaused {
+            bodyPaused = false
+            lastBodyAt = .now()
+        }
+        frontend.resumeReading()
+    }
+
+    /// Response bytes the client has taken off the socket (or the HTTP/2 stream) so far.
+    private var bytesTaken: Int { bytesSent - frontend.unsentResponseBytes }
+
+    private func startSendWindow() {
+        guard sendWindow == nil else { return }
+        let now = NIODeadline.now()
+        sendWindow = (now, bytesTaken)
+        armTimer(at: now + TimeAmount(server.sendTimeout))
+    }
+
+    /// One timer for both clocks; it fires at the earlier one and is re-armed for the next.
+    private func armTimer(at deadline: NIODeadline) {
+        if let timerDeadline, timer != nil, timerDeadline <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        timer = frontend.resources.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            timer = nil
+            timerDeadline = nil
+            timerFired()
+        }
+    }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+        timerDeadline = nil
+    }
+
+    private func timerFired() {
+        guard !finished else { return }
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        if case .none = bodyMode {} else if !requestEnded {
+            if bodyPaused {
+                next = now + bodyTimeout
+            } else if now - lastBodyAt >= bodyTimeout {
+                bodyTimedOut()
+                return
+            } else {
+                next = lastBodyAt + bodyTimeout
+            }
+        }
+        if let window = sendWindow {
+            let windowLength = TimeAmount(server.sendTimeout)
+            if now - window.start >= windowLength {
+                let taken = bytesTaken
+                let waiting = spooledBytes > 0 || frontend.unsentResponseBytes > 0
+                if !waiting {
+                    // The client keeps up: no window until it falls behind again.
+                    sendWindow = nil
+                } else {
+                    let seconds = Double((now - window.start).nanoseconds) / 1e9
+                    let required = max(1, Int(Double(server.minSendRate) * seconds))
+                    if taken - window.taken < required {
+                        clientTooSlow(taken: taken - window.taken, seconds: seconds)
+                        return
+                    }
+                    sendWindow = (now, taken)
+                }
+            }
+            if let window = sendWindow {
+                let end = window.start + windowLength
+                next = next.map { min($0, end) } ?? end
+            }
+        }
+        if let next { armTimer(at: next) }
+    }
+
+    private func bodyTimedOut() {
+        shared.logger.info("request body timed out: nothing for \(bodyTimeout)", metadata: logMetadata)
+        if headWritten {
+            abandonBackend()
+            finished = true
+            logAccess()
+            frontend.abort(self, reset: false)
+        } else {
+            fail(HTTPError(408, "request body timed out", closeConnection: true))
+        }
+    }
+
+    /// The client takes the response slower than `min_send_rate` (or not at all) for a whole
+    /// `send_timeout` window: it would hold the response, its spool and perhaps a backend.
+    private func clientTooSlow(taken: Int, seconds: Double) {
+        shared.logger.info(
+            "client too slow: took \(taken) bytes in \(Int(seconds)) s; response aborted", metadata: logMetadata)
+        abandonBackend()
+        finished = true
+        responseState = .done
+        spool = nil
+        logAccess()
+        frontend.abort(self, reset: true)
     }
 
     private func logAccess(now: NIODeadline? = nil) {

@@ -22,6 +22,10 @@ protocol ExchangeFrontend: AnyObject {
     /// A read burst of the client is being delivered, and its end calls
     /// ``Exchange/frontendReadComplete()`` on the current exchange: a write may wait for it.
     var readCompleteFollows: Bool { get }
+    /// The client connection's allowance for held bytes (shared by HTTP/2 streams).
+    var bufferBudget: BufferBudget { get }
+    /// Response bytes handed to the front end that have not gone out to the client yet.
+    var unsentResponseBytes: Int { get }
 
     /// Stops delivering request body parts until ``resumeReading()``.
     func pauseReading()
@@ -41,8 +45,11 @@ protocol ExchangeFrontend: AnyObject {
     /// Ends the exchange's response cleanly. Must be the exchange's last call. `now`: a clock
     /// reading taken just before (the backend's END_REQUEST), if there is one.
     func finish(_ exchange: Exchange, keepAlive: Bool, now: NIODeadline?)
-    /// Ends it without a clean end: the client must see a truncated response.
-    func abort(_ exchange: Exchange)
+    /// Ends it without a clean end: the client must see a truncated response. `reset`: a client
+    /// too slow to take it: what the kernel still holds for it is dropped too (TCP RST, as nginx's
+    /// `reset_timedout_connection`), else a trickling client would read it for minutes more.
+    func abort(_ exchange: Exchange, reset: Bool)
+
     /// The connection must close after the current response (set before its head).
     func closeAfterCurrentResponse()
 }

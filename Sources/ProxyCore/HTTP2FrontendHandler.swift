@@ -71,6 +71,16 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
 
     var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
 
+    /// One allowance for held bytes over all streams, made when a stream first needs it.
+    private var connectionBudget: BufferBudget?
+
+    var bufferBudget: BufferBudget {
+        if let connectionBudget { return connectionBudget }
+        let budget = resources.makeConnectionBudget()
+        connectionBudget = budget
+        return budget
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if let upgrade {
@@ -128,6 +138,7 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
             // its streams' backend requests through backpressure for ever.
             let channel = context.channel
             sendTimer = context.eventLoop.scheduleTask(in: TimeAmount(shared.configuration.server.sendTimeout)) {
+                HTTPFrontendHandler.resetOnClose(channel)
                 channel.close(promise: nil)
             }
         }

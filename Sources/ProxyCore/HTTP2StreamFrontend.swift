@@ -79,6 +79,11 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
         session.pendingResponseBytes(streamID: streamID) <= session.configuration.responseLowWatermark
     }
 
+    var bufferBudget: BufferBudget { connection.bufferBudget }
+
+    /// What the session still holds for this stream (flow control or a full socket).
+    var unsentResponseBytes: Int { session.pendingResponseBytes(streamID: streamID) }
+
     /// Streams end on their own; the connection goes on (a graceful stop is GOAWAY's business).
     var willClose: Bool { false }
     /// Only streams whose body moved in a read get its end (`bodyTouched`): never wait for it.
@@ -157,7 +162,8 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
         connection.flushOutput()
     }
 
-    func abort(_ exchange: Exchange) {
+    /// A reset stream drops what the session holds for it either way.
+    func abort(_ exchange: Exchange, reset: Bool) {
         guard self.exchange === exchange else { return }
         // The client must see a truncated response: no END_STREAM, but an error.
         session.resetStream(streamID, errorCode: HTTP2FrontendHandler.internalError)

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import FastCGIClient
 import Logging
 import NIOCore
@@ -320,6 +325,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
             // connection and, through backpressure, a backend request, for ever.
             let channel = context.channel
             sendTimer = context.eventLoop.scheduleTask(in: TimeAmount(shared.configuration.server.sendTimeout)) {
+                Self.resetOnClose(channel)
                 channel.close(promise: nil)
             }
         }
@@ -541,14 +547,24 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     }
 
     /// Tears the connection down without a clean end (the client must see a truncated response).
-    func abort(_ exchange: Exchange) {
+    func abort(_ exchange: Exchange, reset: Bool) {
         guard self.exchange === exchange, let context else { return }
         self.exchange = nil
         closeAfterResponse = true
         queue.removeAll()
         queuedBytes = 0
-        context.flush()
+        if reset {
+            Self.resetOnClose(context.channel)
+        } else {
+            context.flush()
+        }
         context.close(promise: nil)
+    }
+
+    /// SO_LINGER 0: the close sends RST and drops what the socket still buffers.
+    static func resetOnClose(_ channel: any Channel) {
+        // On the channel's loop the option is set at once, before the close that follows.
+        _ = (channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
     }
 
     /// Head and body of a small response for an error the proxy itself decided; the caller ends it.
@@ -601,6 +617,22 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     var willClose: Bool { closeAfterResponse }
 
     private(set) var readCompleteFollows = false
+
+    /// Made when a request first holds bytes: most connections never do.
+    private var connectionBudget: BufferBudget?
+
+    var bufferBudget: BufferBudget {
+        if let connectionBudget { return connectionBudget }
+        let budget = resources.makeConnectionBudget()
+        connectionBudget = budget
+        return budget
+    }
+
+    /// What the channel still buffers (asked only when a send window ends, not per write).
+    var unsentResponseBytes: Int {
+        guard let channel = context?.channel else { return 0 }
+        return (try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+    }
 }
 
 @available(*, unavailable)

@@ -13,6 +13,9 @@ extension LoopResources {
         }
         retiringPools += retired
         current = generation
+        let server = generation.context.configuration.server
+        bufferBudget.memoryLimit = server.maxBufferMemory / max(1, shardCount)
+        bufferBudget.spillLimit = server.maxSpill / max(1, shardCount)
         previous.retire(keeping: kept) { [self] in
             for entry in retired {
                 retiringPools.removeAll { $0.pool === entry.pool }

@@ -112,6 +112,9 @@ final class LoopResources {
     var paramsSerial = 0
     /// See `LoopResources+Scratch.swift`.
     var spareFieldList: [(name: String, value: String)] = []
+    /// This loop's share of `max_buffer_memory` and `max_spill`; each client connection's
+    /// budget draws on it. Its limits follow reloads.
+    let bufferBudget: BufferBudget
 
     /// `shard` of `shardCount`: this loop's place among the loops, to split `max_conns`.
     /// `recording`: the slots of the first generation (own slots when nil).
@@ -121,8 +124,20 @@ final class LoopResources {
         self.shard = shard
         self.shardCount = shardCount
         self.metrics = LoopMetrics(routeSlots: recording.routeSlotCount, poolSlots: recording.poolSlotCount)
+        let server = context.configuration.server
+        self.bufferBudget = BufferBudget(
+            memoryLimit: server.maxBufferMemory / max(1, shardCount), spillLimit: server.maxSpill / max(1, shardCount),
+            scope: .server)
         self.current = ProxyGeneration(
             number: 1, context: context, eventLoop: eventLoop, shard: shard, shardCount: shardCount, recording: recording)
+    }
+
+    /// A new client connection's allowance for held bytes (made when it first needs one).
+    func makeConnectionBudget() -> BufferBudget {
+        let server = current.context.configuration.server
+        return BufferBudget(
+            memoryLimit: server.connectionBuffer, spillLimit: server.connectionSpill, scope: .connection,
+            parent: bufferBudget)
     }
 
     /// The pools of the current generation.

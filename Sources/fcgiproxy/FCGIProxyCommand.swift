@@ -183,9 +183,21 @@ struct FCGIProxyCommand: AsyncParsableCommand {
         let timeout = server.context.configuration.server.shutdownTimeout
         logger.info("\(ShutdownSignals.name(first)): stopping; requests in flight have \(timeout) to finish (send it again to stop at once)")
         notifier?.stopping(status: statusLine())
+        // The stop must end even if an event loop never comes back (a bug, a call that blocks):
+        // the signal thread, which no loop can hold up, ends the process after the grace period
+        // and a margin, or shortly after a second signal.
+        let stopDeadline = Double(timeout.components.seconds) + 10
+        DispatchQueue.global().asyncAfter(deadline: .now() + stopDeadline) { [logger] in
+            logger.critical("stop did not complete \(Int(stopDeadline)) s after the signal: exiting")
+            _exit(1)
+        }
         signals.onRepeat { [server, logger] number in
             logger.notice("\(ShutdownSignals.name(number)) again: closing every connection now")
             server.closeAllConnections()
+            DispatchQueue.global().asyncAfter(deadline: .now() + 3) {
+                logger.critical("stop did not complete 3 s after the second signal: exiting")
+                _exit(1)
+            }
         }
         do {
             try await server.shutdown(gracePeriod: timeout)

@@ -1,0 +1,76 @@
+/// How many bytes the proxy may hold for clients: in memory and in temporary files.
+///
+/// One budget per client connection (`connection_buffer`, `connection_spill`: over all its
+/// requests, so 100 HTTP/2 streams share one allowance) chained to one per event loop (its
+/// share of `max_buffer_memory` and `max_spill`). Loop-bound like everything it counts, so a
+/// plain class: no lock, no atomic. The price of per-loop shares is that one loop cannot use
+/// what another leaves unused.
+final class BufferBudget {
+    /// Which allowance said no (for the log line and the status).
+    enum Scope: Sendable, CustomStringConvertible {
+        case request, connection, server
+
+        var description: String {
+            switch self {
+            case .request: "request"
+            case .connection: "connection"
+            case .server: "server"
+            }
+        }
+    }
+
+    var memoryLimit: Int
+    var spillLimit: Int
+    private(set) var memoryUsed = 0
+    private(set) var spillUsed = 0
+    let parent: BufferBudget?
+    /// The scope this budget stands for when it refuses.
+    let scope: Scope
+
+    init(memoryLimit: Int, spillLimit: Int, scope: Scope, parent: BufferBudget? = nil) {
+        self.memoryLimit = memoryLimit
+        self.spillLimit = spillLimit
+        self.scope = scope
+        self.parent = parent
+    }
+
+    /// Takes `count` bytes of memory from this budget and its parents, or nothing.
+    func reserveMemory(_ count: Int) -> Bool {
+        guard memoryUsed + count <= memoryLimit else { return false }
+        if let parent, !parent.reserveMemory(count) { return false }
+        memoryUsed += count
+        return true
+    }
+
+    /// Takes memory beyond the limits: bytes already read that must go somewhere.
+    func forceMemory(_ count: Int) {
+        memoryUsed += count
+        parent?.forceMemory(count)
+    }
+
+    func forceSpill(_ count: Int) {
+        spillUsed += count
+        parent?.forceSpill(count)
+    }
+
+    func releaseMemory(_ count: Int) {
+        memoryUsed -= count
+        parent?.releaseMemory(count)
+    }
+
+    /// Takes `count` bytes of temporary file space; on refusal, the scope that refused.
+    func reserveSpill(_ count: Int) -> Scope? {
+        guard spillUsed + count <= spillLimit else { return scope }
+        if let parent, let refused = parent.reserveSpill(count) { return refused }
+        spillUsed += count
+        return nil
+    }
+
+    func releaseSpill(_ count: Int) {
+        spillUsed -= count
+        parent?.releaseSpill(count)
+    }
+}
+
+@available(*, unavailable)
+extension BufferBudget: Sendable {}
