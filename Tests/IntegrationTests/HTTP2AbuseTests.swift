@@ -34,7 +34,9 @@ extension Integration {
         /// With `repeat`, the case runs on fresh connections for `seconds`.
         /// `slowBackend`: /sleep.php goes to a PHP-FPM of its own, so that the normal client's
         /// backend is not the one the attack keeps busy.
-        private func attack(_ name: String, seconds: Int = 4, repeat: Bool = true, slowBackend: Bool = false) async throws -> Outcome {
+        private func attack(
+            _ name: String, seconds: Int = 4, repeat: Bool = true, slowBackend: Bool = false, serverINI: String = ""
+        ) async throws -> Outcome {
             let python = try #require(H2Python.path)
             let dir = try TempDir("fcgiproxy-h2abuse")
             defer { try? FileManager.default.removeItem(atPath: dir.path) }
@@ -44,7 +46,7 @@ extension Integration {
             let slow = slowBackend ? try await PoolPHPFPM(.init(children: 4, name: "h2abuse-slow")) : nil
             defer { slow?.stop() }
             let front = try await Fixture.extraFrontEnd(backendSocket: fpm.socketPath) { options in
-                options.extraServerINI = "access_log = \(log)"
+                options.extraServerINI = "access_log = \(log)\n" + serverINI
                 if let slow {
                     options.routesBeforeDefault = "[route:slow]\nmatch = /sleep.php\npool = slow\nroot = \(Paths.phpRoot)\nsplit_path = .php\n"
                     options.extraSectionsINI = "[pool:slow]\nbackend = unix:\(slow.socketPath)\n"
@@ -133,6 +135,20 @@ extension Integration {
             #expect(Self.statuses(o.result)["200"] == nil, "\(o.result)")
             #expect((o.result["response_body_bytes"] as? Int) == 0, "\(o.result)")
             #expect(Self.outcomes(o.result).allSatisfy { $0.contains("rst=['1']") || $0.contains("'400'") }, "\(o.result)")
+            #expect(o.normal.allSatisfy { $0 == 200 }, "\(o.normal)")
+        }
+
+        /// 20 downloads of 8 MiB on a connection whose stream windows never open: each stream's
+        /// response is spooled within the connection's limits, and with no byte taken for a whole
+        /// `send_timeout` window the streams are reset (before: held for ever, memory and disk
+        /// growing per stream).
+        @Test func zeroWindowStreamsAreReset() async throws {
+            let o = try await attack(
+                "zero-window", seconds: 10, repeat: false,
+                serverINI: "send_timeout = 1s\nconnection_buffer = 1m\nconnection_spill = 8m")
+            let resets = (o.result["rst"] as? [String: Int] ?? [:]).values.reduce(0, +)
+            #expect(resets == 20, "\(o.result)")
+            #expect((o.result["reset_after"] as? Double ?? 99) < 9, "\(o.result)")
             #expect(o.normal.allSatisfy { $0 == 200 }, "\(o.normal)")
         }
 

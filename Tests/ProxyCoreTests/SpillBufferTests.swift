@@ -1,0 +1,88 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import ProxyCore
+
+/// Held bytes: memory first, then an unlinked file; order kept, limits per request and per
+/// budget, everything given back when bytes are taken out or the buffer goes.
+@Suite struct SpillBufferTests {
+    private let allocator = ByteBufferAllocator()
+
+    private func bytes(_ byte: UInt8, _ count: Int) -> ByteBuffer {
+        ByteBuffer(bytes: [UInt8](repeating: byte, count: count))
+    }
+
+    private func drain(_ buffer: SpillBuffer, max: Int = 7) throws -> [UInt8] {
+        var out: [UInt8] = []
+        while let chunk = try buffer.nextChunk(maxLength: max, allocator: allocator) {
+            out += chunk.readableBytesView
+        }
+        return out
+    }
+
+    private func makeBudgets() -> (connection: BufferBudget, loop: BufferBudget) {
+        let loop = BufferBudget(memoryLimit: 100, spillLimit: 1000, scope: .server)
+        return (BufferBudget(memoryLimit: 50, spillLimit: 500, scope: .connection, parent: loop), loop)
+    }
+
+    @Test func memoryThenFileKeepsOrderAndGivesEverythingBack() throws {
+        let (connection, loop) = makeBudgets()
+        do {
+            let buffer = SpillBuffer(memoryLimit: 16, spillLimit: 100, budget: connection, tempDir: NSTemporaryDirectory(), allocator: allocator)
+            #expect(try buffer.append(bytes(1, 10)) == .held)
+            #expect(connection.memoryUsed == 10 && loop.memoryUsed == 10)
+            // Over the request's memory: to the file; later bytes follow it there, in order.
+            #expect(try buffer.append(bytes(2, 10)) == .held)
+            #expect(try buffer.append(bytes(3, 3)) == .held)
+            #expect(connection.spillUsed == 13 && loop.spillUsed == 13)
+            #expect(buffer.heldBytes == 23 && buffer.length == 23)
+            #expect(try drain(buffer) == [UInt8](repeating: 1, count: 10) + [UInt8](repeating: 2, count: 10) + [3, 3, 3])
+            // Drained: the file is truncated and its space given back; memory is used again.
+            #expect(connection.memoryUsed == 0 && connection.spillUsed == 0 && loop.spillUsed == 0)
+            #expect(try buffer.append(bytes(4, 5)) == .held)
+            #expect(connection.memoryUsed == 5 && connection.spillUsed == 0)
+        }
+        // Gone with the buffer.
+        #expect(connection.memoryUsed == 0 && loop.memoryUsed == 0)
+    }
+
+    @Test func requestSpillLimitRefusesWithoutTakingAnything() throws {
+        let (connection, _) = makeBudgets()
+        let buffer = SpillBuffer(memoryLimit: 4, spillLimit: 8, budget: connection, tempDir: NSTemporaryDirectory(), allocator: allocator)
+        #expect(try buffer.append(bytes(1, 4)) == .held)
+        #expect(try buffer.append(bytes(2, 8)) == .held)
+        #expect(try buffer.append(bytes(3, 1)) == .full(.request))
+        #expect(buffer.heldBytes == 12 && connection.spillUsed == 8)
+        // Forced (bytes of a read already under way): held beyond the limits, counted.
+        #expect(try buffer.append(bytes(3, 2), force: true) == .held)
+        #expect(connection.spillUsed == 10)
+        #expect(try drain(buffer).suffix(2) == [3, 3])
+    }
+
+    @Test func connectionAndServerBudgetsAreSharedAndNameTheirScope() throws {
+        let (connection, loop) = makeBudgets()
+        let other = BufferBudget(memoryLimit: 50, spillLimit: 900, scope: .connection, parent: loop)
+        let first = SpillBuffer(memoryLimit: 0, spillLimit: 10_000, budget: connection, tempDir: NSTemporaryDirectory(), allocator: allocator)
+        let second = SpillBuffer(memoryLimit: 0, spillLimit: 10_000, budget: connection, tempDir: NSTemporaryDirectory(), allocator: allocator)
+        #expect(try first.append(bytes(1, 300)) == .held)
+        // Two requests of one connection share its 500.
+        #expect(try second.append(bytes(1, 300)) == .full(.connection))
+        #expect(try second.append(bytes(1, 200)) == .held)
+        // Another connection reaches the loop's 1000.
+        let third = SpillBuffer(memoryLimit: 0, spillLimit: 10_000, budget: other, tempDir: NSTemporaryDirectory(), allocator: allocator)
+        #expect(try third.append(bytes(1, 600)) == .full(.server))
+        #expect(try third.append(bytes(1, 500)) == .held)
+        #expect(loop.spillUsed == 1000 && connection.spillUsed == 500 && other.spillUsed == 500)
+    }
+
+    @Test func memoryBudgetSendsBytesToTheFile() throws {
+        let (connection, loop) = makeBudgets()
+        let a = SpillBuffer(memoryLimit: 1000, spillLimit: 1000, budget: connection, tempDir: NSTemporaryDirectory(), allocator: allocator)
+        #expect(try a.append(bytes(1, 50)) == .held)
+        #expect(connection.memoryUsed == 50)
+        // The connection's memory is used up: the next bytes go to the file.
+        #expect(try a.append(bytes(2, 1)) == .held)
+        #expect(connection.memoryUsed == 50 && connection.spillUsed == 1 && loop.memoryUsed == 50)
+    }
+}
