@@ -358,7 +358,7 @@ public enum RouteMatch: Sendable, Hashable {
     case prefix(String)
     /// `match = = /path`
     case exact(String)
-    /// `match = ~ REGEX` (Swift Regex syntax, searched anywhere in the path unless anchored).
+    /// `match = ~ REGEX` (``RouteRegex`` syntax, searched anywhere in the path unless anchored).
     case regex(String)
 }
 

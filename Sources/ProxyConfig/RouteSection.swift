@@ -63,7 +63,7 @@ struct RouteSection {
                 throw ConfigValue.ValueError("a regular expression after \"~\"")
             }
             do {
-                _ = try Regex(pattern)
+                _ = try RouteRegex(pattern)
             } catch {
                 throw ConfigValue.ValueError("a valid regular expression after \"~\" (\(error))")
             }

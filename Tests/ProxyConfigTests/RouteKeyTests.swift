@@ -45,6 +45,7 @@ import Testing
         ("~ \\.php$", .regex("\\.php$")),
         ("~ ^/(a|b)/[0-9]+$", .regex("^/(a|b)/[0-9]+$")),
         ("\"~ ^/x #y\"", .regex("^/x #y")),
+        ("~ (?i)^/(?<v>a|b)\\d{1,3}$", .regex("(?i)^/(?<v>a|b)\\d{1,3}$")),
     ])
     func matchForms(text: String, expected: RouteMatch) {
         #expect(parseRoute("match = \(text)")?.match == expected)
@@ -54,6 +55,7 @@ import Testing
         ("match = static/", "expected /prefix, \"= /exact\" or \"~ REGEX\""),
         ("match = = health", "expected a path starting with \"/\" after \"=\""),
         ("match = ~ (unclosed", "expected a valid regular expression after \"~\""),
+        ("match = ~ a(?=b)", "expected a valid regular expression after \"~\" (lookahead (?= is not supported"),
         ("match = ~", "expected a regular expression after \"~\""),
         ("script = index.php", "expected an absolute path"),
         ("split_path = php", "expected an extension starting with \".\""),
@@ -70,6 +72,15 @@ import Testing
         #expect(errors.count == 1, "\(errors)")
         #expect(errors.first?.line == 6)
         #expect(errors.first?.message.contains("for \"\(key)\" in [route:r]: \(expected)") == true, "\(errors)")
+    }
+
+    @Test func backreferenceIsRefusedWithFileAndLine() {
+        expectOneError(
+            minimalPool + "\n[route:r]\npool = php\nroot = /srv\nmatch = ~ (a)\\1\n",
+            line: 6,
+            startingWith: "invalid value \"~ (a)\\1\" for \"match\" in [route:r]: expected a valid regular "
+                + "expression after \"~\" (backreference \\1 is not supported: route regexes run in linear time)"
+        )
     }
 
     @Test func relativeRootIsABadValueNotAMissingRoot() {
