@@ -6,7 +6,7 @@ import ProxyConfig
 /// Regular expressions are compiled once here, so a bad pattern fails at startup/reload and
 /// never on a request.
 public struct Router: Sendable {
-    /// A `match = ~ REGEX` that Swift Regex cannot compile.
+    /// A `match = ~ REGEX` that ``RouteRegex`` refuses.
     public struct InvalidPattern: Error, Sendable, Equatable, CustomStringConvertible {
         /// `[route:NAME]` of the offending route.
         public var routeName: String
@@ -14,7 +14,7 @@ public struct Router: Sendable {
         public var line: Int
         /// The pattern as written after `~`.
         public var pattern: String
-        /// The compiler's message.
+        /// Why it was refused, naming the construct.
         public var message: String
 
         /// `route NAME (line N): invalid regex …`, for the config check output.
@@ -26,7 +26,7 @@ public struct Router: Sendable {
     private enum Matcher: Sendable {
         case prefix(String)
         case exact(String)
-        case regex(CompiledRegex)
+        case regex(RouteRegex)
     }
 
     /// A matched route, shared by reference: an exchange keeps one pointer instead of a copy of
@@ -69,7 +69,7 @@ public struct Router: Sendable {
                 matcher = .exact(path)
             case .regex(let pattern):
                 do {
-                    matcher = .regex(try CompiledRegex(pattern))
+                    matcher = .regex(try RouteRegex(pattern))
                 } catch {
                     throw InvalidPattern(
                         routeName: route.name, line: route.line, pattern: pattern, message: "\(error)")
@@ -176,24 +176,5 @@ public struct Router: Sendable {
             return hosts.contains(String(host.dropFirst().dropLast()))
         }
         return false
-    }
-}
-
-/// A compiled route regex.
-///
-/// `Regex` is not `Sendable`. This is safe to share across event loops because the value is
-/// immutable after `init` and matching only reads it; the one lazily built part (the lowered
-/// program) is forced here by a first match, so no thread ever builds it concurrently.
-private final class CompiledRegex: @unchecked Sendable {
-    private let regex: Regex<AnyRegexOutput>
-
-    init(_ pattern: String) throws {
-        self.regex = try Regex(pattern)
-        _ = "".contains(self.regex)
-    }
-
-    /// Searched anywhere in the path unless the pattern is anchored (like nginx `location ~`).
-    func matches(_ path: String) -> Bool {
-        path.contains(regex)
     }
 }

@@ -58,6 +58,28 @@ import Testing
         #expect(error?.pattern == "(unclosed")
     }
 
+    @Test func refusedRegexNamesTheConstruct() {
+        let error = #expect(throws: Router.InvalidPattern.self) {
+            _ = try Router(routes: [route("all", .prefix("/")), route("bad", .regex("(a)\\1"))])
+        }
+        #expect(error?.routeName == "bad")
+        #expect(error?.message == "backreference \\1 is not supported: route regexes run in linear time")
+        #expect(error?.description.hasPrefix("route bad (line 0): invalid regex (a)\\1: backreference") == true)
+    }
+
+    /// The path that held an event loop for seconds under Swift Regex (cubic backtracking): now
+    /// one pass, which a test run of ordinary length shows.
+    @Test func regexRouteOnAHostilePath() throws {
+        let router = try Router(routes: [
+            route("php", .regex("^(.+\\.php)(/.*)?$")),
+            route("all", .prefix("/")),
+        ])
+        let hostile = String(repeating: "/a", count: 32 * 1024) + "/x.txt"
+        #expect(router.route(path: hostile, host: nil)?.name == "all")
+        #expect(router.route(path: "/index.php/x/y", host: nil)?.name == "php")
+        #expect(router.route(path: "/index.php", host: nil)?.name == "php")
+    }
+
     @Test func hostListWithPortAndCase() throws {
         let router = try Router(routes: [
             route("a", .prefix("/"), hosts: ["a.example", "www.a.example"]),
