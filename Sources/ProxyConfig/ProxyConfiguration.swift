@@ -161,7 +161,7 @@ public struct ServerConfig: Sendable, Equatable {
         minSendRate: Int = 1024,
         bodyTimeout: Duration = .seconds(60),
         connectionBuffer: Int = 4 * 1024 * 1024,
-        connectionSpill: Int = 1024 * 1024 * 1024,
+        connectionSpill: Int = 256 * 1024 * 1024,
         maxBufferMemory: Int = 256 * 1024 * 1024,
         maxSpill: Int = 4 * 1024 * 1024 * 1024,
         maxHeaderSize: Int = 32 * 1024,

@@ -105,6 +105,28 @@ extension Integration {
             #expect(reply.status == 200 && reply.finals.first?.bodyText == "100000\n", "\(reply.text.prefix(300))")
         }
 
+        /// A body beyond the connection's file allowance (`connection_spill`, here 1 MiB; 64 KiB
+        /// in memory) gets 503 with Retry-After and the connection closes; nothing is left in
+        /// temp_dir, and a smaller body on a new connection goes through.
+        @Test func bodyBeyondTheConnectionAllowanceGets503() async throws {
+            let setup = try await Setup(server: "body_buffer_size = 64k\nconnection_buffer = 64k\nconnection_spill = 1m")
+            defer { setup.stop() }
+            let conn = try RawHTTP(port: setup.proxy.port)
+            conn.send("POST /post.php HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000000\r\n\r\n")
+            // Just past the allowance, then silence: the proxy has read everything when it
+            // answers, so its close is a clean FIN that cannot discard the 503.
+            conn.send(String(repeating: "b", count: 1_200_000))
+            let reply = conn.readUntilClose(timeout: .seconds(5))
+            #expect(reply.status == 503 && reply.finals.first?.header("retry-after") == "1", "\(reply.text.prefix(300))")
+            #expect(reply.closed)
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(setup.spilledBytes() == 0)
+            let small = try RawHTTP(port: setup.proxy.port)
+            small.send("POST /post.php HTTP/1.1\r\nHost: localhost\r\nContent-Length: 500000\r\n\r\n" + String(repeating: "s", count: 500_000))
+            let ok = small.readResponses(1, timeout: .seconds(5))
+            #expect(ok.status == 200 && ok.finals.first?.bodyText == "500000\n", "\(ok.text.prefix(300))")
+        }
+
         /// `request_buffering = off`: the body streams, so the stalled upload holds the worker
         /// (what the default prevents), and the probe waits out the queue.
         @Test func unbufferedUploadHoldsTheWorker() async throws {
