@@ -71,15 +71,20 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
 
     var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
 
+    /// A stream was told it may not write because the streams together held too much: when
+    /// the session drained below half of it, every stream is told it may write again.
+    private var sessionWasFull = false
+
+    func sessionHasRoom() -> Bool {
+        if session.totalResponseBytes <= shared.configuration.server.connectionBuffer { return true }
+        sessionWasFull = true
+        return false
+    }
+
     /// One allowance for held bytes over all streams, made when a stream first needs it.
     private var connectionBudget: BufferBudget?
 
-    var bufferBudget: BufferBudget {
-        if let connectionBudget { return connectionBudget }
-        let budget = resources.makeConnectionBudget()
-        connectionBudget = budget
-        return budget
-    }
+    var bufferBudget: BufferBudget { resources.connectionBudget(cached: &connectionBudget) }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -304,6 +309,12 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
         } while flushAgain
         flushing = false
         if wrote { context.flush() }
+        if sessionWasFull, session.totalResponseBytes <= shared.configuration.server.connectionBuffer / 2 {
+            sessionWasFull = false
+            for stream in streams.values where stream.isWritable {
+                stream.exchange?.frontendWritabilityChanged(isWritable: true)
+            }
+        }
         if closing || session.isFinished {
             closing = true
             closed = true

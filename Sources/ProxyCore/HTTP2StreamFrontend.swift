@@ -75,8 +75,14 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
     var connectionInfo: ConnectionInfo { connection.connectionInfo }
     var allocator: ByteBufferAllocator { connection.allocator }
 
+    /// Also false while the streams of the connection together hold more than
+    /// `connection_buffer` in the session: a hundred streams whose windows stay shut would
+    /// otherwise hold a low watermark and a record each (~25 MB a connection).
     var isWritable: Bool {
-        session.pendingResponseBytes(streamID: streamID) <= session.configuration.responseLowWatermark
+        guard session.pendingResponseBytes(streamID: streamID) <= session.configuration.responseLowWatermark else {
+            return false
+        }
+        return connection.sessionHasRoom()
     }
 
     var bufferBudget: BufferBudget { connection.bufferBudget }

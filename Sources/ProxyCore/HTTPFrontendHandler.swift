@@ -621,12 +621,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     /// Made when a request first holds bytes: most connections never do.
     private var connectionBudget: BufferBudget?
 
-    var bufferBudget: BufferBudget {
-        if let connectionBudget { return connectionBudget }
-        let budget = resources.makeConnectionBudget()
-        connectionBudget = budget
-        return budget
-    }
+    var bufferBudget: BufferBudget { resources.connectionBudget(cached: &connectionBudget) }
 
     /// What the channel still buffers (asked only when a send window ends, not per write).
     var unsentResponseBytes: Int {

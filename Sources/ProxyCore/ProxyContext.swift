@@ -132,12 +132,16 @@ final class LoopResources {
             number: 1, context: context, eventLoop: eventLoop, shard: shard, shardCount: shardCount, recording: recording)
     }
 
-    /// A new client connection's allowance for held bytes (made when it first needs one).
-    func makeConnectionBudget() -> BufferBudget {
+    /// A client connection's allowance for held bytes, made in `cached` when it first needs one
+    /// (most connections never do).
+    func connectionBudget(cached: inout BufferBudget?) -> BufferBudget {
+        if let cached { return cached }
         let server = current.context.configuration.server
-        return BufferBudget(
+        let budget = BufferBudget(
             memoryLimit: server.connectionBuffer, spillLimit: server.connectionSpill, scope: .connection,
             parent: bufferBudget)
+        cached = budget
+        return budget
     }
 
     /// The pools of the current generation.

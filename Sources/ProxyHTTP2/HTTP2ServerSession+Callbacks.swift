@@ -176,6 +176,7 @@ extension HTTP2ServerSession {
 
     func onStreamClose(streamID: Int32, errorCode: UInt32) -> Int32 {
         guard let state = streams.removeValue(forKey: streamID) else { return 0 }
+        totalResponseBytes -= state.responseBytes
         // Body bytes the owner was shown but did not consume would otherwise shrink the
         // connection window for good.
         consumeConnectionOnly(state.unconsumed)
@@ -207,6 +208,7 @@ extension HTTP2ServerSession {
             }
         }
         streams[streamID]!.responseBytes -= copied
+        totalResponseBytes -= copied
         if streams[streamID]!.responseBytes == 0, streams[streamID]!.responseEnded {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
         } else if copied == 0 {

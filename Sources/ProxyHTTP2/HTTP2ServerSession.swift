@@ -192,6 +192,7 @@ public final class HTTP2ServerSession {
         if bytes.readableBytes > 0 {
             streams[streamID]!.responseBody.append(bytes)
             streams[streamID]!.responseBytes += bytes.readableBytes
+            totalResponseBytes += bytes.readableBytes
             if streams[streamID]!.responseBytes > configuration.responseLowWatermark {
                 streams[streamID]!.responseAboveLowWatermark = true
             }
@@ -204,6 +205,9 @@ public final class HTTP2ServerSession {
     }
 
     /// Response body bytes queued for the stream and not yet framed.
+    /// Response bytes queued over all streams (what the peer's windows or the socket hold up).
+    public internal(set) var totalResponseBytes = 0
+
     public func pendingResponseBytes(streamID: Int32) -> Int {
         streams[streamID]?.responseBytes ?? 0
     }

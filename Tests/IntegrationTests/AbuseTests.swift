@@ -13,19 +13,14 @@ extension Integration {
     @Suite(.fcgiproxyOnly("buffering, body_timeout, min_send_rate and abort_grace are fcgiproxy's"))
     struct Abuse {
         static func docroot(_ dir: TempDir) throws -> String {
-            let root = dir.file("www")
-            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-            chmod(root, 0o755)
-            let scripts = [
-                "hi.php": #"<?php header('Content-Type: text/plain'); echo "hi\n";"#,
-                "sleep.php": #"<?php usleep((int)(1e6 * (float)($_GET['s'] ?? 1))); echo "slept\n";"#,
-                "post.php": #"<?php echo strlen(file_get_contents('php://input')), "\n";"#,
-                "big.php": #"<?php $c = str_repeat('x', 65536); for ($i = 0; $i < 16 * (int)($_GET['mb'] ?? 1); $i++) { echo $c; flush(); }"#,
-            ]
-            for (name, text) in scripts {
-                try text.write(toFile: root + "/" + name, atomically: true, encoding: .utf8)
-            }
-            return root
+            try ScriptDocroot.make(
+                in: dir,
+                [
+                    "hi.php": #"<?php header('Content-Type: text/plain'); echo "hi\n";"#,
+                    "sleep.php": #"<?php usleep((int)(1e6 * (float)($_GET['s'] ?? 1))); echo "slept\n";"#,
+                    "post.php": #"<?php echo strlen(file_get_contents('php://input')), "\n";"#,
+                    "big.php": #"<?php $c = str_repeat('x', 65536); for ($i = 0; $i < 16 * (int)($_GET['mb'] ?? 1); $i++) { echo $c; flush(); }"#,
+                ])
         }
 
         /// One PHP-FPM worker, fcgiproxy with one event loop and `max_conns = 1` in front, spill

@@ -15,20 +15,15 @@ extension Integration {
     struct FaultInjection {
         /// Small scripts of our own (the example app has no script that dies mid-response).
         static func docroot(_ dir: TempDir) throws -> String {
-            let root = dir.file("www")
-            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-            chmod(root, 0o755)
-            let scripts = [
-                "hi.php": #"<?php header('Content-Type: text/plain'); echo "hi\n";"#,
-                "sleep.php": #"<?php usleep((int)(1e6 * (float)($_GET['s'] ?? 1))); echo "slept\n";"#,
-                "gen.php": #"<?php echo $_SERVER['APP_GEN'] ?? '-';"#,
-                // Part of the answer reaches the proxy, then the worker dies as in a crash.
-                "die.php": #"<?php header('Content-Type: text/plain'); echo str_repeat("x", 4000), "\n"; flush(); posix_kill(getmypid(), 9); echo "never\n";"#,
-            ]
-            for (name, text) in scripts {
-                try text.write(toFile: root + "/" + name, atomically: true, encoding: .utf8)
-            }
-            return root
+            try ScriptDocroot.make(
+                in: dir,
+                [
+                    "hi.php": #"<?php header('Content-Type: text/plain'); echo "hi\n";"#,
+                    "sleep.php": #"<?php usleep((int)(1e6 * (float)($_GET['s'] ?? 1))); echo "slept\n";"#,
+                    "gen.php": #"<?php echo $_SERVER['APP_GEN'] ?? '-';"#,
+                    // Part of the answer reaches the proxy, then the worker dies as in a crash.
+                    "die.php": #"<?php header('Content-Type: text/plain'); echo str_repeat("x", 4000), "\n"; flush(); posix_kill(getmypid(), 9); echo "never\n";"#,
+                ])
         }
 
         /// fcgiproxy on `backend`, two event loops (so that pools have two shards, as on the
