@@ -60,7 +60,9 @@ final class BufferBudget {
 
     /// Takes `count` bytes of temporary file space; on refusal, the scope that refused.
     func reserveSpill(_ count: Int) -> Scope? {
-        guard spillUsed + count <= spillLimit else { return scope }
+        // The server's share also counts files still being freed (by any loop).
+        let freeing = parent == nil ? SpillBuffer.releasingBytes.load(ordering: .relaxed) : 0
+        guard spillUsed + freeing + count <= spillLimit else { return scope }
         if let parent, let refused = parent.reserveSpill(count) { return refused }
         spillUsed += count
         return nil

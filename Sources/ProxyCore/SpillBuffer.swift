@@ -3,7 +3,9 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Dispatch
 import NIOCore
+import Synchronization
 
 /// Bytes held for one request: a request body read before the backend is asked (PHP-FPM needs
 /// CONTENT_LENGTH up front, and a slow upload must not hold a worker), or the response of a
@@ -47,9 +49,29 @@ final class SpillBuffer {
     }
 
     deinit {
-        if fd >= 0 { close(fd) }
+        if fd >= 0 { Self.release(fd, bytes: fileLength) }
         budget.releaseMemory(memoryHeld)
         budget.releaseSpill(fileLength)
+    }
+
+    /// Closing (or truncating) a large unlinked file frees its blocks in the calling thread,
+    /// and with online discard (ext4 `discard`) that waits for the device: seconds for a few
+    /// hundred megabytes, measured with the event loop in `blkdev_issue_discard`. So files are
+    /// truncated and closed on a thread of their own, never on an event loop.
+    private static let releaseQueue = DispatchQueue(label: "fcgiproxy.spill-release", qos: .utility)
+
+    /// Bytes of files handed to that thread and not freed yet: still on disk, so the
+    /// per-loop `max_spill` shares count them (``BufferBudget/reserveSpill(_:)``); a disk slower
+    /// to free than attackers are to fill cannot push the total past the limit.
+    static let releasingBytes = Atomic<Int>(0)
+
+    private static func release(_ descriptor: CInt, bytes: Int) {
+        releasingBytes.add(bytes, ordering: .relaxed)
+        releaseQueue.async {
+            _ = ftruncate(descriptor, 0)
+            close(descriptor)
+            releasingBytes.subtract(bytes, ordering: .relaxed)
+        }
     }
 
     /// Holds `buffer` whole, or nothing (`.full`). `force` holds it in memory beyond every limit:
@@ -125,8 +147,10 @@ final class SpillBuffer {
         }
         readOffset += read
         if readOffset == fileLength {
-            // Drained: the space goes back, and new bytes may use memory again.
-            _ = ftruncate(fd, 0)
+            // Drained: the space goes back (the file is freed off the loop; a new one is made if
+            // needed), and new bytes may use memory again.
+            Self.release(fd, bytes: fileLength)
+            fd = -1
             budget.releaseSpill(fileLength)
             fileLength = 0
             readOffset = 0

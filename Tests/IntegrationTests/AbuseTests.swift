@@ -60,6 +60,16 @@ extension Integration {
                 return (r.status, SteadyLoad.seconds(ContinuousClock.now - start))
             }
 
+            /// True once no spill file is open any more (files are closed off the event loops,
+            /// a moment after their request ended), within 3 s.
+            func spillFilesClosed() async throws -> Bool {
+                for _ in 0..<60 {
+                    if spilledBytes() == 0 { return true }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return false
+            }
+
             /// Bytes of fcgiproxy's open files in the spill folder (unlinked files included).
             func spilledBytes() -> Int {
                 let fdDir = "/proc/\(proxy.pid)/fd"
@@ -114,8 +124,7 @@ extension Integration {
             let reply = conn.readUntilClose(timeout: .seconds(5))
             #expect(reply.status == 503 && reply.finals.first?.header("retry-after") == "1", "\(reply.text.prefix(300))")
             #expect(reply.closed)
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(setup.spilledBytes() == 0)
+            #expect(try await setup.spillFilesClosed())
             let small = try RawHTTP(port: setup.proxy.port)
             small.send("POST /post.php HTTP/1.1\r\nHost: localhost\r\nContent-Length: 500000\r\n\r\n" + String(repeating: "s", count: 500_000))
             let ok = small.readResponses(1, timeout: .seconds(5))
@@ -187,8 +196,7 @@ extension Integration {
                 if total >= 16 * 1024 * 1024 { break }
             }
             #expect(total > 16 * 1024 * 1024, "read \(total) bytes")
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(setup.spilledBytes() == 0)
+            #expect(try await setup.spillFilesClosed())
         }
 
         /// At `response_spill` the spool stops growing and the backend waits for the client; with

@@ -1,12 +1,13 @@
 import Foundation
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import ProxyCore
 
 /// Held bytes: memory first, then an unlinked file; order kept, limits per request and per
 /// budget, everything given back when bytes are taken out or the buffer goes.
-@Suite struct SpillBufferTests {
+@Suite(.serialized) struct SpillBufferTests {
     private let allocator = ByteBufferAllocator()
 
     private func bytes(_ byte: UInt8, _ count: Int) -> ByteBuffer {
@@ -21,7 +22,9 @@ import Testing
         return out
     }
 
+    /// Files of an earlier test still being freed count against the server's share: wait for them.
     private func makeBudgets() -> (connection: BufferBudget, loop: BufferBudget) {
+        while SpillBuffer.releasingBytes.load(ordering: .relaxed) > 0 { usleep(1000) }
         let loop = BufferBudget(memoryLimit: 100, spillLimit: 1000, scope: .server)
         return (BufferBudget(memoryLimit: 50, spillLimit: 500, scope: .connection, parent: loop), loop)
     }
