@@ -194,9 +194,7 @@ public final class FastCGIConnection: ChannelDuplexHandler {
             resumeReading()
             // PHP-FPM ignores it; a backend that honours it (our worker library) ends the
             // request at once. The connection carries nothing after it.
-            var buffer = context.channel.allocator.buffer(capacity: 16)
-            buffer.writeFastCGIAbortRequest(requestID: requestID)
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            sendAbortRequest(requestID, on: context)
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             graceTimer?.cancel()
             graceTimer = context.eventLoop.scheduleTask(in: grace) {
@@ -205,10 +203,14 @@ public final class FastCGIConnection: ChannelDuplexHandler {
             return
         }
         if stateMachine.abort(requestID: requestID), let context {
-            var buffer = context.channel.allocator.buffer(capacity: 16)
-            buffer.writeFastCGIAbortRequest(requestID: requestID)
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            sendAbortRequest(requestID, on: context)
         }
+    }
+
+    private func sendAbortRequest(_ requestID: UInt16, on context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 16)
+        buffer.writeFastCGIAbortRequest(requestID: requestID)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
 
     /// Closes the connection; requests still on it fail with ``BackendError/closedEarly``

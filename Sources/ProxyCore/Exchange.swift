@@ -60,13 +60,13 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// Assigned by the connection (ids are per connection).
     private var requestID: UInt16 = 0
     private var connection: FastCGIConnection?
-    /// Response bytes held for a client that is not reading, on a multiplexed connection whose
-    /// socket we must not pause: memory, then a temporary file (`multiplex_buffer`,
-    /// `multiplex_spill`). Drained when the client becomes writable again.
+    /// Response bytes held for a client that is not reading: memory, then a temporary file
+    /// (`response_buffer`, `response_spill`). Always on a multiplexed connection, whose socket
+    /// we must not pause; with `response_buffering` on a connection of its own. Drained when
+    /// the client becomes writable again.
     private var spool: SpillBuffer?
     /// The spool is at a limit and the backend's reads are paused until it drains.
     private var spoolPausedBackend = false
-    private var spooledBytes = 0
     /// END_REQUEST came while the spool still held bytes: the response ends once it drained.
     /// `truncated` when the backend's body was shorter than its Content-Length.
     private var endAfterSpool: (truncated: Bool, remaining: Int)?
@@ -617,25 +617,19 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         do throws(HTTPError) {
             switch try spool.append(data, force: spoolPausedBackend) {
             case .held:
-                spooledBytes += data.readableBytes
+                break
             case .full(let scope):
                 guard let connection, !connection.isMultiplexed else {
                     throw HTTPError(502, "client too slow on a multiplexed connection: \(scope) spool limit reached")
                 }
                 // The bytes of the read under way still have to go somewhere.
                 _ = try spool.append(data, force: true)
-                spooledBytes += data.readableBytes
                 spoolPausedBackend = true
                 connection.pauseReading()
             }
         } catch {
             shared.logger.warning("\(error.reason); request aborted", metadata: logMetadata)
-            abandonBackend()
-            finished = true
-            responseState = .done
-            self.spool = nil
-            logAccess()
-            frontend.abort(self, reset: true)
+            abortResponse(reset: true)
         }
     }
 
@@ -648,7 +642,6 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             while frontend.isWritable {
                 guard let chunk = try spool.nextChunk(maxLength: 64 * 1024, allocator: allocator) else {
                     self.spool = nil
-                    spooledBytes = 0
                     if spoolPausedBackend {
                         spoolPausedBackend = false
                         connection?.resumeReading()
@@ -660,7 +653,6 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                     }
                     return
                 }
-                spooledBytes -= chunk.readableBytes
                 bytesSent += chunk.readableBytes
                 frontend.writeResponseBody(chunk)
             }
@@ -825,11 +817,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// The client's byte stream broke (parser error) mid-request.
     func frontendFailed(_ error: HTTPError) {
         guard !finished else { return }
-        abandonBackend()
+        // Both give up the backend request first.
         if headWritten {
-            finished = true
-            logAccess()
-            frontend.abort(self, reset: false)
+            abortResponse(reset: false)
         } else {
             fail(error)
         }
@@ -934,13 +924,11 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         frontend.resumeReading()
     }
 
-    /// Response bytes the client has taken off the socket (or the HTTP/2 stream) so far.
-    private var bytesTaken: Int { bytesSent - frontend.unsentResponseBytes }
-
     private func startSendWindow() {
         guard sendWindow == nil else { return }
         let now = NIODeadline.now()
-        sendWindow = (now, bytesTaken)
+        // Bytes the client has taken off the socket (or the HTTP/2 stream) so far.
+        sendWindow = (now, bytesSent - frontend.unsentResponseBytes)
         armTimer(at: now + TimeAmount(server.sendTimeout))
     }
 
@@ -979,8 +967,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         if let window = sendWindow {
             let windowLength = TimeAmount(server.sendTimeout)
             if now - window.start >= windowLength {
-                let taken = bytesTaken
-                let waiting = spooledBytes > 0 || frontend.unsentResponseBytes > 0
+                let unsent = frontend.unsentResponseBytes
+                let taken = bytesSent - unsent
+                let waiting = unsent > 0 || (spool?.heldBytes ?? 0) > 0
                 if !waiting {
                     // The client keeps up: no window until it falls behind again.
                     sendWindow = nil
@@ -1005,10 +994,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private func bodyTimedOut() {
         shared.logger.info("request body timed out: nothing for \(bodyTimeout)", metadata: logMetadata)
         if headWritten {
-            abandonBackend()
-            finished = true
-            logAccess()
-            frontend.abort(self, reset: false)
+            abortResponse(reset: false)
         } else {
             fail(HTTPError(408, "request body timed out", closeConnection: true))
         }
@@ -1019,12 +1005,18 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private func clientTooSlow(taken: Int, seconds: Double) {
         shared.logger.info(
             "client too slow: took \(taken) bytes in \(Int(seconds)) s; response aborted", metadata: logMetadata)
+        abortResponse(reset: true)
+    }
+
+    /// Ends a response that has started, without a clean end: the backend request is given up,
+    /// the spool dropped, the client sees a truncated response (`reset`: a TCP reset).
+    private func abortResponse(reset: Bool) {
         abandonBackend()
         finished = true
         responseState = .done
         spool = nil
         logAccess()
-        frontend.abort(self, reset: true)
+        frontend.abort(self, reset: reset)
     }
 
     private func logAccess(now: NIODeadline? = nil) {
