@@ -61,7 +61,7 @@ final class BufferBudget {
     /// Takes `count` bytes of temporary file space; on refusal, the scope that refused.
     func reserveSpill(_ count: Int) -> Scope? {
         // The server's share also counts files still being freed (by any loop).
-        let freeing = parent == nil ? SpillBuffer.releasingBytes.load(ordering: .relaxed) : 0
+        let freeing = parent == nil ? SpillFile.releasingBytes.load(ordering: .relaxed) : 0
         guard spillUsed + freeing + count <= spillLimit else { return scope }
         if let parent, let refused = parent.reserveSpill(count) { return refused }
         spillUsed += count

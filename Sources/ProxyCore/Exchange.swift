@@ -67,6 +67,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private var spool: SpillBuffer?
     /// The spool is at a limit and the backend's reads are paused until it drains.
     private var spoolPausedBackend = false
+    /// The spool's file writes fell behind and the backend's reads are paused until they
+    /// catch up.
+    private var diskPausedBackend = false
     /// END_REQUEST came while the spool still held bytes: the response ends once it drained.
     /// `truncated` when the backend's body was shorter than its Content-Length.
     private var endAfterSpool: (truncated: Bool, remaining: Int)?
@@ -249,9 +252,28 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private var deferredParams: (RequestPath, ResolvedScript)?
 
     private func makeBodyBuffer() -> SpillBuffer {
-        SpillBuffer(
+        let buffer = SpillBuffer(
             memoryLimit: server.bodyBufferSize, spillLimit: server.maxBodySize, budget: frontend.bufferBudget,
-            tempDir: server.tempDir, allocator: frontend.allocator)
+            tempDir: server.tempDir, allocator: frontend.allocator, io: frontend.resources.spillIO)
+        buffer.onProgress = { [weak self] in self?.bodyBufferProgressed() }
+        return buffer
+    }
+
+    /// A file write or read of the buffered body finished: the body may go on to the backend,
+    /// or the client may send more.
+    private func bodyBufferProgressed() {
+        guard !finished, case .buffered(let buffer) = bodyMode else { return }
+        if let connection, !stdinEnded {
+            pumpBufferedBody(to: connection)
+            return
+        }
+        do {
+            try buffer.throwIfFailed()
+        } catch {
+            fail(error)
+            return
+        }
+        if !requestEnded, bodyPaused, !buffer.isBacklogged { resumeBody() }
     }
 
     private func sendContinueIfWanted() {
@@ -333,6 +355,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                     // connection's or the server's allowance, which frees up as others finish.
                     fail(HTTPError(
                         503, "no room to buffer the request body (\(scope) limit)", closeConnection: true, retryAfter: 1))
+                } else if buffer.isBacklogged, !bodyPaused {
+                    // The disk is behind: the client waits, not our memory.
+                    pauseBody()
                 }
             } catch {
                 fail(error)
@@ -497,14 +522,19 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// Sends the buffered (chunked) body while the backend socket takes it.
     private func pumpBufferedBody(to connection: FastCGIConnection) {
         guard case .buffered(let buffer) = bodyMode, !stdinEnded else { return }
-        let allocator = frontend.allocator
         do {
             while connection.isWritable {
-                guard let chunk = try buffer.nextChunk(maxLength: 64 * 1024, allocator: allocator) else {
+                switch try buffer.next(maxLength: 64 * 1024) {
+                case .chunk(let chunk):
+                    writeStdin(chunk, to: connection)
+                case .waiting:
+                    // Read from the file off the loop; progress brings us back.
+                    connection.flush()
+                    return
+                case .empty:
                     endStdin(on: connection)
                     return
                 }
-                writeStdin(chunk, to: connection)
             }
             connection.flush()
         } catch {
@@ -603,9 +633,29 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             return
         }
         let poolConfig = shared.pools[poolIndex].config
-        spool = SpillBuffer(
+        let spool = SpillBuffer(
             memoryLimit: poolConfig.responseBuffer, spillLimit: poolConfig.responseSpill, budget: frontend.bufferBudget,
-            tempDir: server.tempDir, allocator: frontend.allocator)
+            tempDir: server.tempDir, allocator: frontend.allocator, io: frontend.resources.spillIO)
+        spool.onProgress = { [weak self] in self?.spoolProgressed() }
+        self.spool = spool
+    }
+
+    /// A file write or read of the spool finished: the backend may go on, the client may get
+    /// the bytes read back.
+    private func spoolProgressed() {
+        guard !finished, let spool else { return }
+        do {
+            try spool.throwIfFailed()
+        } catch {
+            shared.logger.error("\(error.reason); request aborted", metadata: logMetadata)
+            abortResponse(reset: true)
+            return
+        }
+        if diskPausedBackend, !spool.isBacklogged {
+            diskPausedBackend = false
+            if !spoolPausedBackend { connection?.resumeReading() }
+        }
+        drainSpool()
     }
 
     /// Spools output for a client that is not reading. At a limit (the request's
@@ -615,7 +665,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private func holdForSlowClient(_ data: ByteBuffer) {
         guard let spool else { return }
         do throws(HTTPError) {
-            switch try spool.append(data, force: spoolPausedBackend) {
+            switch try spool.append(data, force: spoolPausedBackend || diskPausedBackend) {
             case .held:
                 break
             case .full(let scope):
@@ -625,6 +675,15 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 // The bytes of the read under way still have to go somewhere.
                 _ = try spool.append(data, force: true)
                 spoolPausedBackend = true
+                connection.pauseReading()
+            }
+            if spool.isBacklogged, !diskPausedBackend {
+                // temp_dir takes bytes slower than the backend sends them: they would pile up in
+                // memory. A connection of its own waits for the disk; a shared one cannot.
+                guard let connection, !connection.isMultiplexed else {
+                    throw HTTPError(502, "client too slow on a multiplexed connection and temp_dir writes behind")
+                }
+                diskPausedBackend = true
                 connection.pauseReading()
             }
         } catch {
@@ -637,13 +696,21 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// already ended and the spool is empty.
     private func drainSpool() {
         guard let spool else { return }
-        let allocator = frontend.allocator
         do {
             while frontend.isWritable {
-                guard let chunk = try spool.nextChunk(maxLength: 64 * 1024, allocator: allocator) else {
+                let chunk: ByteBuffer
+                switch try spool.next(maxLength: 64 * 1024) {
+                case .chunk(let next):
+                    chunk = next
+                case .waiting:
+                    // Read from the file off the loop; progress brings us back.
+                    frontend.flush()
+                    return
+                case .empty:
                     self.spool = nil
-                    if spoolPausedBackend {
+                    if spoolPausedBackend || diskPausedBackend {
                         spoolPausedBackend = false
+                        diskPausedBackend = false
                         connection?.resumeReading()
                     }
                     frontend.flush()

@@ -115,6 +115,8 @@ final class LoopResources {
     /// This loop's share of `max_buffer_memory` and `max_spill`; each client connection's
     /// budget draws on it. Its limits follow reloads.
     let bufferBudget: BufferBudget
+    /// Where spill files are written and read (nil: on the loop itself, for embedded tests).
+    var spillIO: SpillBuffer.IO?
 
     /// `shard` of `shardCount`: this loop's place among the loops, to split `max_conns`.
     /// `recording`: the slots of the first generation (own slots when nil).

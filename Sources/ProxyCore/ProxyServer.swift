@@ -21,6 +21,9 @@ public final class ProxyServer: Sendable {
     let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
     let resources: [NIOLoopBound<LoopResources>]
+    /// Writes and reads spill files, so that a disk behind on writeback stalls no event loop.
+    /// A few threads: a read a slow client waits for should not queue behind blocked writes.
+    let spillThreads = NIOThreadPool(numberOfThreads: 4)
     /// Feeds the Prometheus registry from the loops' counters and owns the name → slot tables
     /// that keep counters apart across reloads (ProxyServer+Metrics.swift).
     let metricsExporter: MetricsExporter
@@ -48,12 +51,15 @@ public final class ProxyServer: Sendable {
         let recording = metricsExporter.register(context)
         var resources: [NIOLoopBound<LoopResources>] = []
         let loops = Array(self.group.makeIterator())
+        spillThreads.start()
+        let spillThreads = self.spillThreads
         for (shard, loop) in loops.enumerated() {
             // Created on their own loop so their futures and timers stay there.
             let box = try! loop.submit {
-                NIOLoopBound(
-                    LoopResources(context: context, eventLoop: loop, shard: shard, shardCount: loops.count, recording: recording),
-                    eventLoop: loop)
+                let resources = LoopResources(
+                    context: context, eventLoop: loop, shard: shard, shardCount: loops.count, recording: recording)
+                resources.spillIO = SpillBuffer.IO(threads: spillThreads, eventLoop: loop)
+                return NIOLoopBound(resources, eventLoop: loop)
             }.wait()
             resources.append(box)
         }
@@ -171,6 +177,8 @@ public final class ProxyServer: Sendable {
         deadline.cancel()
         // Every response has ended: no line of theirs may stay in a loop's buffer.
         await flushAccessLog()
+        // Before the loops: file I/O the threads finish reports back on a loop.
+        try? await spillThreads.shutdownGracefully()
         if ownsGroup {
             try await group.shutdownGracefully()
         }

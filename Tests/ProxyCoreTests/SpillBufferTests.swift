@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOPosix
 import Synchronization
 import Testing
 
@@ -16,7 +17,7 @@ import Testing
 
     private func drain(_ buffer: SpillBuffer, max: Int = 7) throws -> [UInt8] {
         var out: [UInt8] = []
-        while let chunk = try buffer.nextChunk(maxLength: max, allocator: allocator) {
+        while case .chunk(let chunk) = try buffer.next(maxLength: max) {
             out += chunk.readableBytesView
         }
         return out
@@ -24,7 +25,7 @@ import Testing
 
     /// Files of an earlier test still being freed count against the server's share: wait for them.
     private func makeBudgets() -> (connection: BufferBudget, loop: BufferBudget) {
-        while SpillBuffer.releasingBytes.load(ordering: .relaxed) > 0 { usleep(1000) }
+        while SpillFile.releasingBytes.load(ordering: .relaxed) > 0 { usleep(1000) }
         let loop = BufferBudget(memoryLimit: 100, spillLimit: 1000, scope: .server)
         return (BufferBudget(memoryLimit: 50, spillLimit: 500, scope: .connection, parent: loop), loop)
     }
@@ -87,5 +88,90 @@ import Testing
         // The connection's memory is used up: the next bytes go to the file.
         #expect(try a.append(bytes(2, 1)) == .held)
         #expect(connection.memoryUsed == 50 && connection.spillUsed == 1 && loop.memoryUsed == 50)
+    }
+
+    /// Runs `body` on a loop of its own with a spill thread pool of `threads`, as the server does.
+    private func onLoop<T: Sendable>(
+        threads count: Int, _ body: @escaping @Sendable (any EventLoop, NIOThreadPool) -> EventLoopFuture<T>
+    ) async throws -> T {
+        _ = makeBudgets()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let threads = NIOThreadPool(numberOfThreads: count)
+        threads.start()
+        let loop = group.next()
+        let result = try await loop.flatSubmit { body(loop, threads) }.get()
+        // Threads first: what they finish completes on the loop.
+        try await threads.shutdownGracefully()
+        try await group.shutdownGracefully()
+        return result
+    }
+
+    /// With a thread pool, file writes and reads run off the loop: the producer is told when
+    /// writes fall behind, the reader waits for progress, and order and budgets hold.
+    @Test func fileIOOffTheLoopKeepsOrderAndTellsBacklog() async throws {
+        let tempDir = NSTemporaryDirectory()
+        let pieces = 48
+        let outcome = try await onLoop(threads: 2) { loop, threads -> EventLoopFuture<(backlogged: Bool, waited: Int, out: [UInt8], spillLeft: Int)> in
+            let budget = BufferBudget(memoryLimit: 1000, spillLimit: 100_000_000, scope: .connection)
+            let buffer = SpillBuffer(
+                memoryLimit: 100, spillLimit: 100_000_000, budget: budget, tempDir: tempDir, allocator: ByteBufferAllocator(),
+                io: SpillBuffer.IO(threads: threads, eventLoop: loop))
+            var backlogged = false
+            _ = try? buffer.append(ByteBuffer(bytes: [UInt8](repeating: 0, count: 100)))
+            for piece in 1...pieces {
+                // Nothing written can complete while this loop turn runs: the backlog only grows.
+                _ = try? buffer.append(ByteBuffer(bytes: [UInt8](repeating: UInt8(piece), count: 64 * 1024)))
+                backlogged = backlogged || buffer.isBacklogged
+            }
+            let done = loop.makePromise(of: (backlogged: Bool, waited: Int, out: [UInt8], spillLeft: Int).self)
+            var out: [UInt8] = []
+            var waited = 0
+            func pump() {
+                do {
+                    while true {
+                        switch try buffer.next(maxLength: 50_000) {
+                        case .chunk(let chunk): out += chunk.readableBytesView
+                        case .waiting:
+                            waited += 1
+                            return
+                        case .empty:
+                            buffer.onProgress = nil
+                            done.succeed((backlogged, waited, out, budget.spillUsed))
+                            return
+                        }
+                    }
+                } catch {
+                    done.fail(error)
+                }
+            }
+            buffer.onProgress = { pump() }
+            pump()
+            return done.futureResult
+        }
+        #expect(outcome.backlogged)
+        #expect(outcome.waited > 0)
+        var expected = [UInt8](repeating: 0, count: 100)
+        for piece in 1...pieces { expected += [UInt8](repeating: UInt8(piece), count: 64 * 1024) }
+        #expect(outcome.out == expected)
+        #expect(outcome.spillLeft == 0)
+    }
+
+    /// A buffer dropped while its file is being written: the write finishes on its own, the file
+    /// is freed after it, and its bytes stop counting as being freed.
+    @Test func droppedWhileWritingFreesTheFileAfterTheWrite() async throws {
+        let tempDir = NSTemporaryDirectory()
+        let spillAfterDrop = try await onLoop(threads: 1) { loop, threads -> EventLoopFuture<Int> in
+            let budget = BufferBudget(memoryLimit: 0, spillLimit: 100_000_000, scope: .server)
+            var buffer: SpillBuffer? = SpillBuffer(
+                memoryLimit: 0, spillLimit: 100_000_000, budget: budget, tempDir: tempDir, allocator: ByteBufferAllocator(),
+                io: SpillBuffer.IO(threads: threads, eventLoop: loop))
+            _ = try? buffer!.append(ByteBuffer(bytes: [UInt8](repeating: 7, count: 4 << 20)))
+            buffer = nil
+            return loop.makeSucceededFuture(budget.spillUsed)
+        }
+        #expect(spillAfterDrop == 0)
+        let deadline = Date().addingTimeInterval(10)
+        while SpillFile.releasingBytes.load(ordering: .relaxed) > 0, Date() < deadline { usleep(1000) }
+        #expect(SpillFile.releasingBytes.load(ordering: .relaxed) == 0)
     }
 }
