@@ -66,25 +66,29 @@ extension ProxyServer {
         // New route and pool names get metric slots; known names keep theirs.
         let recording = metricsExporter.register(newContext)
         var drained: [EventLoopFuture<Void>] = []
+        var installed: [EventLoopFuture<Void>] = []
+        // Every loop is asked at once: one busy loop delays only its own switch, not the others'.
         for box in resources {
             let loop = box.eventLoop
             let promise = loop.makePromise(of: Void.self)
-            try await loop.submit {
-                let resources = box.value
-                let generation = ProxyGeneration(
-                    number: number,
-                    context: newContext,
-                    eventLoop: loop,
-                    shard: resources.shard,
-                    shardCount: resources.shardCount,
-                    recording: recording,
-                    previous: resources.current,
-                    reusedPools: reused
-                )
-                resources.install(generation, keptPools: kept) { promise.succeed() }
-            }.get()
+            installed.append(
+                loop.submit {
+                    let resources = box.value
+                    let generation = ProxyGeneration(
+                        number: number,
+                        context: newContext,
+                        eventLoop: loop,
+                        shard: resources.shard,
+                        shardCount: resources.shardCount,
+                        recording: recording,
+                        previous: resources.current,
+                        reusedPools: reused
+                    )
+                    resources.install(generation, keptPools: kept) { promise.succeed() }
+                })
             drained.append(promise.futureResult)
         }
+        try await EventLoopFuture.andAllSucceed(installed, on: group.next()).get()
         currentContext.withLockedValue { $0 = newContext }
 
         let removed: [Listener] = listeners.withLockedValue { listeners in
