@@ -93,6 +93,8 @@ public final class FastCGIConnectionPool {
     /// This shard's share of a backend's own connection limit (FCGI_MAX_CONNS): the caller's
     /// split, as for `max_conns`.
     public var shareOfBackendLimit: (Int) -> Int = { $0 }
+    /// Opens backend channels: sockets, unless a test hands out embedded channels.
+    public var connector: any FastCGIConnector = SocketConnector()
 
     public init(settings: Settings, eventLoop: any EventLoop) {
         self.settings = settings
@@ -256,20 +258,13 @@ public final class FastCGIConnectionPool {
 
     private func connect(_ connectionID: FastCGIPoolStateMachine.ConnectionID, backend: Int) {
         let address = settings.backends[backend]
-        var bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(settings.connectTimeout)
-        if case .unixDomainSocket = address {
-        } else {
-            // Records are small and latency-bound: never wait for Nagle.
-            bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1)
-        }
-        bootstrap = bootstrap.channelInitializer { channel in
+        connector.connect(to: address, on: eventLoop, timeout: settings.connectTimeout) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(
                     FastCGIConnection(backendIndex: backend, id: connectionID.rawValue)
                 )
             }
-        }
-        bootstrap.connect(to: address).assumeIsolated().whenComplete { result in
+        }.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 guard let connection = try? channel.pipeline.syncOperations.handler(type: FastCGIConnection.self) else {
@@ -462,17 +457,15 @@ public final class FastCGIConnectionPool {
             self.probedCapacity[backend] = capacity
             self.raiseCapacity(of: backend, to: capacity)
         }
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(settings.connectTimeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(FastCGIRecordDecoder(), maximumBufferSize: 1 << 16),
-                        GetValuesProbe()
-                    )
-                }
+        let connecting = connector.connect(to: address, on: eventLoop, timeout: settings.connectTimeout) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandlers(
+                    ByteToMessageHandler(FastCGIRecordDecoder(), maximumBufferSize: 1 << 16),
+                    GetValuesProbe()
+                )
             }
-            .connect(to: address)
+        }
+        connecting
             .assumeIsolated()
             .whenComplete { result in
                 guard case .success(let channel) = result,
