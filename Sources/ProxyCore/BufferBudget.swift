@@ -27,11 +27,33 @@ final class BufferBudget {
     /// The scope this budget stands for when it refuses.
     let scope: Scope
 
+    /// Bytes handed to spill files and not written yet: memory until the spill threads write
+    /// them (``SpillBuffer``), counted here and in every parent.
+    private(set) var unwrittenBytes = 0
+    /// How many of those a loop holds before requests that cannot pause are given up. Only the
+    /// loop's (server scope) budget has a limit.
+    let unwrittenLimit: Int
+
+    /// A loop may hold this much not yet written to spill files: 16 MiB, a few seconds of a slow
+    /// disk's writeback, where 1 000 HTTP/2 streams each a little behind would be a gigabyte.
+    static let loopUnwrittenLimit = 16 << 20
+
     init(memoryLimit: Int, spillLimit: Int, scope: Scope, parent: BufferBudget? = nil) {
         self.memoryLimit = memoryLimit
         self.spillLimit = spillLimit
         self.scope = scope
         self.parent = parent
+        self.unwrittenLimit = parent == nil ? Self.loopUnwrittenLimit : .max
+    }
+
+    func addUnwritten(_ count: Int) {
+        unwrittenBytes += count
+        parent?.addUnwritten(count)
+    }
+
+    /// This budget or a parent holds more unwritten bytes than it should.
+    var unwrittenOverLimit: Bool {
+        unwrittenBytes > unwrittenLimit || parent?.unwrittenOverLimit == true
     }
 
     /// Takes `count` bytes of memory from this budget and its parents, or nothing.

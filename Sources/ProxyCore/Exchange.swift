@@ -677,14 +677,16 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 spoolPausedBackend = true
                 connection.pauseReading()
             }
-            if spool.isBacklogged, !diskPausedBackend {
+            if let connection, connection.isMultiplexed {
                 // temp_dir takes bytes slower than the backend sends them: they would pile up in
-                // memory. A connection of its own waits for the disk; a shared one cannot.
-                guard let connection, !connection.isMultiplexed else {
+                // memory, and a shared connection cannot wait for the disk.
+                if spool.isBacklogged || spool.loopIsBacklogged {
                     throw HTTPError(502, "client too slow on a multiplexed connection and temp_dir writes behind")
                 }
+            } else if spool.isBacklogged, !diskPausedBackend {
+                // A connection of its own waits for its own writes (so at most max_conns of these).
                 diskPausedBackend = true
-                connection.pauseReading()
+                connection?.pauseReading()
             }
         } catch {
             shared.logger.warning("\(error.reason); request aborted", metadata: logMetadata)

@@ -83,6 +83,10 @@ final class SpillBuffer {
     var heldBytes: Int { memoryHeld + fileLength - fileTaken }
     /// So many bytes wait to be written that the producer should pause (or give up).
     var isBacklogged: Bool { queuedBytes + writingBytes > Self.writeBehindLimit }
+    /// The loop as a whole holds too many bytes not yet written: a producer that cannot pause
+    /// should give up, even if this buffer is only a little behind. (One that can pause waits
+    /// for its own backlog only: progress of others never reaches it.)
+    var loopIsBacklogged: Bool { budget.unwrittenOverLimit }
 
     init(
         memoryLimit: Int, spillLimit: Int, budget: BufferBudget, tempDir: String, allocator: ByteBufferAllocator,
@@ -98,6 +102,7 @@ final class SpillBuffer {
     }
 
     deinit {
+        budget.addUnwritten(-(queuedBytes + writingBytes))
         file?.retire(bytes: fileLength)
         budget.releaseMemory(memoryHeld)
         budget.releaseSpill(fileLength)
@@ -142,6 +147,7 @@ final class SpillBuffer {
         length += count
         queuedWrites.append(buffer)
         queuedBytes += count
+        budget.addUnwritten(count)
         startWrite()
     }
 
@@ -161,6 +167,7 @@ final class SpillBuffer {
 
     private func writeFinished(_ result: Result<Void, HTTPError>) {
         if case .failure(let error) = result { failure = error }
+        budget.addUnwritten(-writingBytes)
         writtenLength += writingBytes
         writingBytes = 0
         startWrite()

@@ -111,7 +111,7 @@ import Testing
     @Test func fileIOOffTheLoopKeepsOrderAndTellsBacklog() async throws {
         let tempDir = NSTemporaryDirectory()
         let pieces = 48
-        let outcome = try await onLoop(threads: 2) { loop, threads -> EventLoopFuture<(backlogged: Bool, waited: Int, out: [UInt8], spillLeft: Int)> in
+        let outcome = try await onLoop(threads: 2) { loop, threads -> EventLoopFuture<(backlogged: Bool, unwritten: Int, waited: Int, out: [UInt8], left: Int)> in
             let budget = BufferBudget(memoryLimit: 1000, spillLimit: 100_000_000, scope: .connection)
             let buffer = SpillBuffer(
                 memoryLimit: 100, spillLimit: 100_000_000, budget: budget, tempDir: tempDir, allocator: ByteBufferAllocator(),
@@ -123,7 +123,9 @@ import Testing
                 _ = try? buffer.append(ByteBuffer(bytes: [UInt8](repeating: UInt8(piece), count: 64 * 1024)))
                 backlogged = backlogged || buffer.isBacklogged
             }
-            let done = loop.makePromise(of: (backlogged: Bool, waited: Int, out: [UInt8], spillLeft: Int).self)
+            // Queued for the file: counted as not written yet, here and up the chain.
+            let unwritten = budget.unwrittenBytes
+            let done = loop.makePromise(of: (backlogged: Bool, unwritten: Int, waited: Int, out: [UInt8], left: Int).self)
             var out: [UInt8] = []
             var waited = 0
             func pump() {
@@ -136,7 +138,7 @@ import Testing
                             return
                         case .empty:
                             buffer.onProgress = nil
-                            done.succeed((backlogged, waited, out, budget.spillUsed))
+                            done.succeed((backlogged, unwritten, waited, out, budget.spillUsed + budget.unwrittenBytes))
                             return
                         }
                     }
@@ -149,11 +151,12 @@ import Testing
             return done.futureResult
         }
         #expect(outcome.backlogged)
+        #expect(outcome.unwritten > SpillBuffer.writeBehindLimit)
         #expect(outcome.waited > 0)
         var expected = [UInt8](repeating: 0, count: 100)
         for piece in 1...pieces { expected += [UInt8](repeating: UInt8(piece), count: 64 * 1024) }
         #expect(outcome.out == expected)
-        #expect(outcome.spillLeft == 0)
+        #expect(outcome.left == 0)
     }
 
     /// A buffer dropped while its file is being written: the write finishes on its own, the file
@@ -166,12 +169,26 @@ import Testing
                 memoryLimit: 0, spillLimit: 100_000_000, budget: budget, tempDir: tempDir, allocator: ByteBufferAllocator(),
                 io: SpillBuffer.IO(threads: threads, eventLoop: loop))
             _ = try? buffer!.append(ByteBuffer(bytes: [UInt8](repeating: 7, count: 4 << 20)))
+            let behind = buffer!.loopIsBacklogged
             buffer = nil
-            return loop.makeSucceededFuture(budget.spillUsed)
+            return loop.makeSucceededFuture(behind ? -1 : budget.spillUsed + budget.unwrittenBytes)
         }
+        // Not over the loop's 16 MiB; and nothing counted once the buffer is gone.
         #expect(spillAfterDrop == 0)
         let deadline = Date().addingTimeInterval(10)
         while SpillFile.releasingBytes.load(ordering: .relaxed) > 0, Date() < deadline { usleep(1000) }
         #expect(SpillFile.releasingBytes.load(ordering: .relaxed) == 0)
+    }
+
+    /// Unwritten bytes add up to the loop's budget, whose limit every connection under it sees.
+    @Test func unwrittenBytesAreLimitedPerLoop() {
+        let (connection, loop) = makeBudgets()
+        let other = BufferBudget(memoryLimit: 50, spillLimit: 500, scope: .connection, parent: loop)
+        connection.addUnwritten(BufferBudget.loopUnwrittenLimit)
+        #expect(!other.unwrittenOverLimit)
+        other.addUnwritten(1)
+        #expect(connection.unwrittenOverLimit && other.unwrittenOverLimit && loop.unwrittenBytes == BufferBudget.loopUnwrittenLimit + 1)
+        connection.addUnwritten(-BufferBudget.loopUnwrittenLimit)
+        #expect(!other.unwrittenOverLimit)
     }
 }
