@@ -353,7 +353,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 if case .full(let scope) = try buffer.append(body) {
                     // max_body_size is the request's own limit, checked above: this is the
                     // connection's or the server's allowance, which frees up as others finish.
-                    fail(HTTPError(
+                    refuse(HTTPError(
                         503, "no room to buffer the request body (\(scope) limit)", closeConnection: true, retryAfter: 1))
                 } else if buffer.isBacklogged, !bodyPaused {
                     // The disk is behind: the client waits, not our memory.
@@ -372,6 +372,25 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 if pendingBodyBytes > Self.pendingBodyLimit { pauseBody() }
             }
         }
+    }
+
+    /// Turns the request down before any backend work where the protocol tells the client that a
+    /// retry is safe (an HTTP/2 stream: REFUSED_STREAM, the connection's other streams go on);
+    /// otherwise answers `error`.
+    private func refuse(_ error: HTTPError) {
+        guard !finished, !headWritten, upstreamStart == nil, ticket == nil, connection == nil,
+            frontend.canRefuseRequest
+        else {
+            fail(error)
+            return
+        }
+        finished = true
+        responseState = .done
+        // The status the client would have got: the access log and metrics count it as such.
+        responseStatus = error.status
+        shared.logger.notice("refused \(head.method) \(head.uri): \(error.reason)", metadata: logMetadata)
+        logAccess()
+        frontend.refuseRequest(self)
     }
 
     func requestEnd() {

@@ -26,6 +26,10 @@ protocol ExchangeFrontend: AnyObject {
     var bufferBudget: BufferBudget { get }
     /// Response bytes handed to the front end that have not gone out to the client yet.
     var unsentResponseBytes: Int { get }
+    /// Whether the protocol can turn a request down so that the client knows nothing was done
+    /// and may send it again (HTTP/2's REFUSED_STREAM, RFC 9113 §8.7). HTTP/1 has no such
+    /// answer short of closing the connection.
+    var canRefuseRequest: Bool { get }
 
     /// Stops delivering request body parts until ``resumeReading()``.
     func pauseReading()
@@ -49,6 +53,10 @@ protocol ExchangeFrontend: AnyObject {
     /// too slow to take it: what the kernel still holds for it is dropped too (TCP RST, as nginx's
     /// `reset_timedout_connection`), else a trickling client would read it for minutes more.
     func abort(_ exchange: Exchange, reset: Bool)
+    /// Ends the exchange by refusing its request, without a response: only when
+    /// ``canRefuseRequest``, and only before anything was sent to a backend. Must be the
+    /// exchange's last call.
+    func refuseRequest(_ exchange: Exchange)
 
     /// The connection must close after the current response (set before its head).
     func closeAfterCurrentResponse()

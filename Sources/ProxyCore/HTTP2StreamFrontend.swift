@@ -171,8 +171,22 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
     /// A reset stream drops what the session holds for it either way.
     func abort(_ exchange: Exchange, reset: Bool) {
         guard self.exchange === exchange else { return }
-        // The client must see a truncated response: no END_STREAM, but an error.
+        // The client must see a truncated response: no END_STREAM, but an error. Not
+        // REFUSED_STREAM, even for a response spool over its cap: an abort comes after the
+        // backend was asked, and that error code would tell the client a retry is safe.
         session.resetStream(streamID, errorCode: HTTP2FrontendHandler.internalError)
+        endExchange()
+        connection.flushOutput()
+    }
+
+    var canRefuseRequest: Bool { true }
+
+    /// RST_STREAM(REFUSED_STREAM): the client may send the request again, on this connection or
+    /// another (RFC 9113 §8.7). A 503 with the connection closed, as HTTP/1 gets, would end
+    /// every other stream of the connection too.
+    func refuseRequest(_ exchange: Exchange) {
+        guard self.exchange === exchange else { return }
+        session.resetStream(streamID, errorCode: HTTP2FrontendHandler.refusedStream)
         endExchange()
         connection.flushOutput()
     }

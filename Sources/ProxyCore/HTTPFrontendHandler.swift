@@ -546,6 +546,15 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         }
     }
 
+    /// A close without a response is no refusal an HTTP/1 client can tell from a failure: the
+    /// exchange answers 503 with Retry-After instead.
+    var canRefuseRequest: Bool { false }
+
+    /// Never asked for (``canRefuseRequest`` is false); should it be, the connection closes.
+    func refuseRequest(_ exchange: Exchange) {
+        abort(exchange, reset: false)
+    }
+
     /// Tears the connection down without a clean end (the client must see a truncated response).
     func abort(_ exchange: Exchange, reset: Bool) {
         guard self.exchange === exchange, let context else { return }

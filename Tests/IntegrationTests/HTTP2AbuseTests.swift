@@ -8,7 +8,8 @@ import Glibc
 
 extension Integration {
     /// HTTP/2 abuse cases driven by a Python `h2` client (`Scripts/h2abuse.py`): rapid reset,
-    /// CONTINUATION flood, HPACK bomb, content-length ≠ DATA, SETTINGS flood. During each, a
+    /// CONTINUATION flood, HPACK bomb, content-length ≠ DATA, SETTINGS flood, zero windows,
+    /// bodies beyond the connection's allowance. During each, a
     /// normal h2c client keeps requesting; the proxy must stay up, bounded in memory, and serve it.
     @Suite(
         .enabled(if: ServerConfig.builtWithHTTP2), .enabled(if: H2Python.path != nil, "no python3 with h2 (apt-get install python3-h2)"),
@@ -149,6 +150,25 @@ extension Integration {
             let resets = (o.result["rst"] as? [String: Int] ?? [:]).values.reduce(0, +)
             #expect(resets == 20, "\(o.result)")
             #expect((o.result["reset_after"] as? Double ?? 99) < 9, "\(o.result)")
+            #expect(o.normal.allSatisfy { $0 == 200 }, "\(o.normal)")
+        }
+
+        /// Two streams' bodies use the connection's whole allowance (`connection_spill = 64k`,
+        /// `body_buffer_size = 0`: nothing in memory) and a third stream's body finds no room:
+        /// it is refused with RST_STREAM(REFUSED_STREAM), which tells the client a retry is safe,
+        /// and the connection goes on: the first two bodies reach the script whole and a GET on
+        /// the same connection is answered (before: 503 and RST_STREAM(NO_ERROR)).
+        @Test func streamBeyondTheConnectionAllowanceIsRefused() async throws {
+            let o = try await attack(
+                "refused-body", seconds: 8, repeat: false, serverINI: "body_buffer_size = 0\nconnection_spill = 64k")
+            #expect(o.result["refused_rst"] as? Int == 7, "\(o.result)")
+            #expect(o.result["refused_status"] as? String == nil, "\(o.result)")
+            // JSON nulls come back as NSNull: read each element on its own.
+            #expect((o.result["filling_statuses"] as? [Any])?.map { $0 as? String } == ["200", "200"], "\(o.result)")
+            #expect((o.result["filling_rst"] as? [Any])?.map { $0 as? Int } == [nil, nil], "\(o.result)")
+            #expect(o.result["get_status"] as? String == "200", "\(o.result)")
+            #expect(Self.goAway(o.result) == nil && !Self.closed(o.result), "\(o.result)")
+            #expect(o.accessLog.contains("\"POST /post.php HTTP/2.0\" 503 0"), "\(o.accessLog)")
             #expect(o.normal.allSatisfy { $0 == 200 }, "\(o.normal)")
         }
 

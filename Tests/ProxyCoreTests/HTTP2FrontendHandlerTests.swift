@@ -17,10 +17,11 @@ import Testing
         fixture = try ClientPipelineFixture(name: "h2")
     }
 
-    private func makeChannel(http2: Bool = true) throws -> EmbeddedChannel {
+    private func makeChannel(http2: Bool = true, _ adjust: (inout ServerConfig) -> Void = { _ in }) throws -> EmbeddedChannel {
         var server = ServerConfig(accessLog: .off)
         server.http2 = http2
         server.maxBodySize = 1000
+        adjust(&server)
         return try fixture.makeChannel(server: server).0
     }
 
@@ -132,6 +133,31 @@ import Testing
         // A second stream on the same connection is served.
         try send(channel, Self.headers(streamID: 3, Self.request("GET", "/nowhere"), endStream: true))
         #expect(Self.frames(try output(channel)).contains { $0.type == 1 && $0.streamID == 3 })
+    }
+
+    /// Two streams' bodies need more than the connection's file allowance (100 bytes, nothing in
+    /// memory): the second is refused with RST_STREAM(REFUSED_STREAM) and no response, and the
+    /// connection goes on (no GOAWAY, a third stream answered).
+    @Test func aBodyBeyondTheConnectionAllowanceIsRefusedAndTheConnectionGoesOn() throws {
+        try #require(FileManager.default.createFile(atPath: fixture.root + "/app/up.php", contents: Data()))
+        let channel = try makeChannel {
+            $0.bodyBufferSize = 0
+            $0.connectionSpill = 100
+        }
+        let data = Self.frame(type: 0, flags: 0, streamID: 1, Array(repeating: 0x61, count: 60))
+        try send(channel, Self.preface + Self.frame(type: 4, flags: 0, streamID: 0)
+            + Self.headers(streamID: 1, Self.request("POST", "/app/up.php"), endStream: false) + data)
+        #expect(Self.frames(try output(channel)).allSatisfy { $0.streamID != 1 }, "60 bytes fit: nothing for stream 1")
+        var second = Self.headers(streamID: 3, Self.request("POST", "/app/up.php"), endStream: false)
+        second += Self.frame(type: 0, flags: 0, streamID: 3, Array(repeating: 0x62, count: 60))
+        try send(channel, second)
+        let frames = Self.frames(try output(channel))
+        #expect(frames.filter { $0.streamID == 3 }.map(\.type) == [3], "RST_STREAM only, no response")
+        #expect(frames.first { $0.streamID == 3 }?.payload == [0, 0, 0, 7], "REFUSED_STREAM")
+        #expect(!frames.contains { $0.type == 7 }, "no GOAWAY")
+        try send(channel, Self.headers(streamID: 5, Self.request("GET", "/nowhere"), endStream: true))
+        #expect(Self.frames(try output(channel)).contains { $0.type == 1 && $0.streamID == 5 })
+        #expect(channel.isActive)
     }
 
     @Test func quiesceOnAnIdleConnectionSendsGoAwayAndCloses() throws {

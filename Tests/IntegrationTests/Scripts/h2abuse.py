@@ -2,7 +2,8 @@
 """HTTP/2 abuse cases against a server speaking h2c with prior knowledge.
 
 Usage: h2abuse.py HOST PORT CASE [SECONDS [repeat]]
-CASE: rapid-reset, continuation-flood, hpack-bomb, cl-mismatch, settings-flood, zero-window.
+CASE: rapid-reset, continuation-flood, hpack-bomb, cl-mismatch, settings-flood, zero-window,
+refused-body.
 
 Runs one case for at most SECONDS (default 5) and prints one JSON line saying what the server
 did: GOAWAY error code, RST_STREAM codes, response statuses, whether it closed the connection,
@@ -42,6 +43,9 @@ class Peer:
         self.goaway = None
         self.rst = {}
         self.statuses = {}
+        # The same per stream: {stream id: last RST_STREAM code}, {stream id: status}.
+        self.stream_rst = {}
+        self.stream_status = {}
         self.data_bytes = {}
         self.settings_acks = 0
         self.decoder = hpack.Decoder()
@@ -93,6 +97,7 @@ class Peer:
             elif kind == RST_STREAM and len(payload) == 4:
                 code = int.from_bytes(payload, "big")
                 self.rst[code] = self.rst.get(code, 0) + 1
+                self.stream_rst[stream] = code
             elif kind == SETTINGS and flags & 0x1:
                 self.settings_acks += 1
             elif kind == DATA:
@@ -110,6 +115,7 @@ class Peer:
                         if name == b":status":
                             status = value.decode()
                             self.statuses[status] = self.statuses.get(status, 0) + 1
+                            self.stream_status[stream] = status
 
     def result(self, case, **extra):
         names = {DATA: "DATA", HEADERS: "HEADERS", RST_STREAM: "RST_STREAM", SETTINGS: "SETTINGS", PING: "PING",
@@ -267,6 +273,44 @@ def zero_window(peer, authority, streams=20):
     return {"streams": streams, "reset_after": round(time.monotonic() - (peer.deadline - peer.seconds), 3)}
 
 
+def refused_body(peer, authority, fill=2, piece=32768):
+    """Bodies that use the connection's allowance, then one more: with `connection_spill` =
+    `fill` × `piece` and `body_buffer_size = 0`, `fill` POSTs without END_STREAM each send
+    `piece` bytes, and the next POST's first DATA finds no room. Then the first ones end, and a
+    GET follows on the same connection."""
+    peer.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(SETTINGS, 0, 0))
+    # The server's SETTINGS and the WINDOW_UPDATE that opens its connection window beyond 64 KiB.
+    peer.read(until=lambda p: p.frames.get(WINDOW_UPDATE, 0) > 0, wait=1)
+    encoder = hpack.Encoder()
+    post = request(authority, b"POST", b"/post.php", [(b"content-type", b"application/octet-stream")])
+    filling = [1 + 2 * i for i in range(fill)]
+    for stream in filling:
+        peer.send(frame(HEADERS, END_HEADERS, stream, encoder.encode(post)))
+        for offset in range(0, piece, 16384):
+            peer.send(frame(DATA, 0, stream, b"f" * min(16384, piece - offset)))
+    # Let the proxy take all of it before the stream that finds no room.
+    peer.read(wait=0.5)
+    extra = 1 + 2 * fill
+    peer.send(frame(HEADERS, END_HEADERS, extra, encoder.encode(post)) + frame(DATA, 0, extra, b"x" * 100))
+    peer.read(until=lambda p: extra in p.stream_rst or extra in p.stream_status or p.goaway is not None, wait=3)
+    refused_rst = peer.stream_rst.get(extra)
+    refused_status = peer.stream_status.get(extra)
+    # The connection goes on: the filling streams end, and a GET is answered.
+    for stream in filling:
+        peer.send(frame(DATA, END_STREAM, stream))
+    get = extra + 2
+    peer.send(frame(HEADERS, END_STREAM | END_HEADERS, get,
+                    encoder.encode(request(authority, b"GET", b"/status.php?code=200"))))
+    peer.read(until=lambda p: all(s in p.stream_status for s in filling + [get]), wait=5)
+    return {
+        "refused_rst": refused_rst,
+        "refused_status": refused_status,
+        "filling_statuses": [peer.stream_status.get(s) for s in filling],
+        "filling_rst": [peer.stream_rst.get(s) for s in filling],
+        "get_status": peer.stream_status.get(get),
+    }
+
+
 CASES = {
     "rapid-reset": rapid_reset,
     "continuation-flood": continuation_flood,
@@ -274,6 +318,7 @@ CASES = {
     "cl-mismatch": cl_mismatch,
     "settings-flood": settings_flood,
     "zero-window": zero_window,
+    "refused-body": refused_body,
 }
 
 
