@@ -84,8 +84,14 @@ public struct ServerConfig: Sendable, Equatable {
     /// socket writable now and then, which alone would hold a response for ever.
     public var minSendRate: Int
     /// Longest pause between two reads of a request body (while the proxy wants to read it):
-    /// 408 (or a reset stream) beyond. Routes may override it.
+    /// 408 (or a reset stream) beyond. Routes may override it. Also the window of
+    /// ``minBodyRate``.
     public var bodyTimeout: Duration
+    /// Bytes per second a request body must arrive at, averaged over each `body_timeout` window
+    /// while the proxy wants to read it (0: no rate rule): 408 below. A body that comes a byte at
+    /// a time, each just before `body_timeout`, would otherwise hold its connection and buffer
+    /// for ever.
+    public var minBodyRate: Int
     /// Bytes held in memory for one client connection, over all its requests (HTTP/2 streams):
     /// request bodies and response spools beyond it go to temporary files.
     public var connectionBuffer: Int
@@ -160,6 +166,7 @@ public struct ServerConfig: Sendable, Equatable {
         sendTimeout: Duration = .seconds(60),
         minSendRate: Int = 1024,
         bodyTimeout: Duration = .seconds(60),
+        minBodyRate: Int = 1024,
         connectionBuffer: Int = 4 * 1024 * 1024,
         connectionSpill: Int = 256 * 1024 * 1024,
         maxBufferMemory: Int = 256 * 1024 * 1024,
@@ -191,6 +198,7 @@ public struct ServerConfig: Sendable, Equatable {
         self.sendTimeout = sendTimeout
         self.minSendRate = minSendRate
         self.bodyTimeout = bodyTimeout
+        self.minBodyRate = minBodyRate
         self.connectionBuffer = connectionBuffer
         self.connectionSpill = connectionSpill
         self.maxBufferMemory = maxBufferMemory

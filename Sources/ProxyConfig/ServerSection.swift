@@ -39,6 +39,9 @@ struct ServerSection {
         case "min_send_rate":
             // Zero is meaningful: no rate rule, only `send_timeout`.
             if let rate = keys.single(entry, &errors, ConfigValue.size) { config.minSendRate = rate }
+        case "min_body_rate":
+            // Zero is meaningful: no rate rule, only `body_timeout`.
+            if let rate = keys.single(entry, &errors, ConfigValue.size) { config.minBodyRate = rate }
         case "connection_buffer":
             if let size = keys.single(entry, &errors, ConfigValue.size) { config.connectionBuffer = size }
         case "connection_spill":

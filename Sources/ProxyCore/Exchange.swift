@@ -994,6 +994,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private var lastBodyAt = NIODeadline.uptimeNanoseconds(0)
     /// We stopped reading the body ourselves (the backend is slower): its clock does not run.
     private var bodyPaused = false
+    /// The `min_body_rate` window under way: its start and `bodyReceived` then; nil: the first
+    /// one, from the head (no body byte can come before it).
+    private var bodyWindow: (start: NIODeadline, received: Int)?
     /// A send window is open: response bytes wait for the client. (start, bytes taken then)
     private var sendWindow: (start: NIODeadline, taken: Int)?
     private var timer: Scheduled<Void>?
@@ -1008,6 +1011,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         if bodyPaused {
             bodyPaused = false
             lastBodyAt = .now()
+            // A window that we paused says nothing of the client's rate: a new one starts.
+            bodyWindow = (lastBodyAt, bodyReceived)
+            armTimer(at: lastBodyAt + bodyTimeout)
         }
         frontend.resumeReading()
     }
@@ -1049,7 +1055,19 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 bodyTimedOut()
                 return
             } else {
-                next = lastBodyAt + bodyTimeout
+                let window = bodyWindow ?? (startTime, 0)
+                var windowEnd = window.start + bodyTimeout
+                if server.minBodyRate > 0, now >= windowEnd {
+                    let seconds = Double((now - window.start).nanoseconds) / 1e9
+                    let received = bodyReceived - window.received
+                    if received < Int(Double(server.minBodyRate) * seconds) {
+                        bodyTooSlow(received: received, seconds: seconds)
+                        return
+                    }
+                    bodyWindow = (now, bodyReceived)
+                    windowEnd = now + bodyTimeout
+                }
+                next = server.minBodyRate > 0 ? min(lastBodyAt + bodyTimeout, windowEnd) : lastBodyAt + bodyTimeout
             }
         }
         if let window = sendWindow {
@@ -1081,10 +1099,24 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     private func bodyTimedOut() {
         shared.logger.info("request body timed out: nothing for \(bodyTimeout)", metadata: logMetadata)
+        giveUpBody("request body timed out")
+    }
+
+    /// The body arrives slower than `min_body_rate` over a whole `body_timeout` window: a byte
+    /// just before each timeout would otherwise hold the connection and the body's buffer for ever.
+    private func bodyTooSlow(received: Int, seconds: Double) {
+        shared.logger.info(
+            "request body too slow: \(received) bytes in \(Int(seconds)) s; request ended", metadata: logMetadata)
+        giveUpBody("request body too slow")
+    }
+
+    /// 408 before the response has begun; a response under way (the body was streaming to a
+    /// backend that answered early) can only be cut.
+    private func giveUpBody(_ reason: String) {
         if headWritten {
             abortResponse(reset: false)
         } else {
-            fail(HTTPError(408, "request body timed out", closeConnection: true))
+            fail(HTTPError(408, reason, closeConnection: true))
         }
     }
 

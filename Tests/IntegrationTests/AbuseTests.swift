@@ -147,7 +147,8 @@ extension Integration {
         // MARK: body_timeout
 
         @Test func stalledBodiesGet408AfterBodyTimeout() async throws {
-            let setup = try await Setup(server: "body_timeout = 1s")
+            // The pause rule alone: the slow body below is far under min_body_rate's default.
+            let setup = try await Setup(server: "body_timeout = 1s\nmin_body_rate = 0")
             defer { setup.stop() }
             for request in [
                 "POST /post.php HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\nabc",
@@ -172,6 +173,42 @@ extension Integration {
             }
             let reply = conn.readResponses(1, timeout: .seconds(5))
             #expect(reply.status == 200 && reply.finals.first?.bodyText == "8\n", "\(reply.text.prefix(200))")
+        }
+
+        // MARK: min_body_rate
+
+        /// With `body_timeout = 1s` and `min_body_rate = 16`: a chunked body of one byte every
+        /// 300 ms never pauses for a whole second, yet gets 408 at the end of its first window
+        /// (before: it was read for as long as the client liked); a body of 12 bytes every 200 ms
+        /// (60 bytes/s) runs for four windows and reaches the script whole.
+        @Test func tricklingBodyIsCutOff() async throws {
+            let setup = try await Setup(server: "body_timeout = 1s\nmin_body_rate = 16")
+            defer { setup.stop() }
+            let start = ContinuousClock.now
+            let trickle = try RawHTTP(port: setup.proxy.port)
+            trickle.send("POST /post.php HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n")
+            var reply: RawReply?
+            while ContinuousClock.now - start < .seconds(6) {
+                trickle.send("1\r\nt\r\n")
+                let r = trickle.readResponses(1, timeout: .milliseconds(300))
+                if r.status != nil || r.closed {
+                    reply = r
+                    break
+                }
+            }
+            let elapsed = SteadyLoad.seconds(ContinuousClock.now - start)
+            #expect(reply?.status == 408, "\(reply?.text.prefix(200) ?? "no answer")")
+            #expect(reply?.finals.first?.header("connection") == "close", "\(reply?.text.prefix(200) ?? "no answer")")
+            #expect(elapsed > 0.8 && elapsed < 3, "answered after \(elapsed) s")
+
+            let steady = try RawHTTP(port: setup.proxy.port)
+            steady.send("POST /post.php HTTP/1.1\r\nHost: localhost\r\nContent-Length: 240\r\n\r\n")
+            for _ in 0..<20 {
+                try await Task.sleep(for: .milliseconds(200))
+                steady.send(String(repeating: "s", count: 12))
+            }
+            let done = steady.readResponses(1, timeout: .seconds(5))
+            #expect(done.status == 200 && done.finals.first?.bodyText == "240\n", "\(done.text.prefix(200))")
         }
 
         // MARK: response_buffering

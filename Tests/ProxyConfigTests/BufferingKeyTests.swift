@@ -9,6 +9,7 @@ import Testing
                 """
                 body_timeout = 20s
                 min_send_rate = 0
+                min_body_rate = 2k
                 connection_buffer = 2m
                 connection_spill = 100m
                 max_buffer_memory = 64m
@@ -17,6 +18,9 @@ import Testing
             ))
         #expect(server.bodyTimeout == .seconds(20))
         #expect(server.minSendRate == 0)
+        #expect(server.minBodyRate == 2048)
+        #expect(try #require(parseServer("min_body_rate = 0")).minBodyRate == 0)
+        #expect(try #require(parseServer("")).minBodyRate == 1024)
         #expect(server.connectionBuffer == 2 * 1024 * 1024)
         #expect(server.connectionSpill == 100 * 1024 * 1024)
         #expect(server.maxBufferMemory == 64 * 1024 * 1024)
@@ -46,13 +50,15 @@ import Testing
     @Test func badValuesNameTheLine() {
         for (section, line) in [
             ("[server]", "body_timeout = soon"), ("[server]", "max_spill = lots"), ("[route:r]", "request_buffering = maybe"),
+            ("[server]", "min_body_rate = fast"), ("[server]", "min_body_rate = -1k"),
         ] {
             let text = "[pool:php]\nbackend = unix:/x.sock\n\(section)\n\(section == "[route:r]" ? "pool = php\nroot = /srv\n" : "")\(line)\n"
             do {
                 _ = try ConfigParser.parse(text, fileName: "t.ini")
                 Issue.record("\(line) accepted")
             } catch {
-                #expect(error.description.contains("t.ini:"), "\(error)")
+                // The offending line is the file's last.
+                #expect(error.description.contains("t.ini:\(text.split(separator: "\n").count):"), "\(error)")
                 #expect(error.description.contains(String(line.prefix { $0 != " " })), "\(error)")
             }
         }
