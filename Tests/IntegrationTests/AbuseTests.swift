@@ -30,7 +30,11 @@ extension Integration {
             let proxy: ProxyProcess
             let temp: TempDir
 
-            init(children: Int = 1, queueTimeout: String = "3s", server: String = "", pool: String = "", route: String = "") async throws {
+            /// `routes`: sections matched before the default route, given the docroot.
+            init(
+                children: Int = 1, queueTimeout: String = "3s", server: String = "", pool: String = "", route: String = "",
+                routes: (_ root: String) -> String = { _ in "" }
+            ) async throws {
                 fpm = try await PoolPHPFPM(.init(children: children, name: "abuse"))
                 do {
                     try await fpm.waitForWorkers()
@@ -41,6 +45,7 @@ extension Integration {
                     options.extraServerINI = "threads = 1\naccess_log = off\ntemp_dir = \(temp.path)\n" + server
                     options.extraPoolINI = "max_conns = \(children)\nqueue_timeout = \(queueTimeout)\n" + pool
                     options.extraRouteINI = route
+                    options.routesBeforeDefault = routes(options.root)
                     proxy = try await ProxyProcess(options: options, dir: dir, port: try Net.freePort())
                 } catch {
                     fpm.stop()
@@ -173,6 +178,31 @@ extension Integration {
             }
             let reply = conn.readResponses(1, timeout: .seconds(5))
             #expect(reply.status == 200 && reply.finals.first?.bodyText == "8\n", "\(reply.text.prefix(200))")
+        }
+
+        /// A route's `body_timeout = 1s` under the server's 30 s: a stalled body on that route gets
+        /// 408 after about a second, while the same stall on a route with the server's clock is
+        /// still waiting well after that, and its body goes through once the rest comes.
+        @Test func routeBodyTimeoutOverridesTheServers() async throws {
+            let setup = try await Setup(server: "body_timeout = 30s\nmin_body_rate = 0") { root in
+                "[route:short]\nmatch = /short/\npool = php\nroot = \(root)\nscript = \(root)/post.php\nbody_timeout = 1s\n"
+            }
+            defer { setup.stop() }
+            let start = ContinuousClock.now
+            let short = try RawHTTP(port: setup.proxy.port)
+            short.send("POST /short/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\nabc")
+            let long = try RawHTTP(port: setup.proxy.port)
+            long.send("POST /post.php HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\nabc")
+            let reply = short.readUntilClose(timeout: .seconds(5))
+            let elapsed = SteadyLoad.seconds(ContinuousClock.now - start)
+            #expect(reply.status == 408, "\(reply.text.prefix(200))")
+            #expect(reply.closed && elapsed > 0.8 && elapsed < 3, "closed \(reply.closed) after \(elapsed) s")
+            try await Task.sleep(until: start + .milliseconds(2500))
+            let waiting = long.readResponses(1, timeout: .milliseconds(200))
+            #expect(waiting.status == nil && !waiting.closed, "\(waiting.text.prefix(200))")
+            long.send(String(repeating: "d", count: 997))
+            let done = long.readResponses(1, timeout: .seconds(5))
+            #expect(done.status == 200 && done.finals.first?.bodyText == "1000\n", "\(done.text.prefix(200))")
         }
 
         // MARK: min_body_rate
