@@ -139,16 +139,9 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
 
     @discardableResult
     func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, keepAlive: Bool, isHead: Bool) -> Int {
-        let status = HTTPResponseStatus(statusCode: error.status)
-        var body = allocator.buffer(capacity: 160)
-        body.writeString(
-            "<html><head><title>\(error.status) \(status.reasonPhrase)</title></head><body><h1>\(error.status) \(status.reasonPhrase)</h1></body></html>\n"
-        )
-        var fields: [(name: String, value: String)] = [
-            ("content-type", "text/html"),
-            ("content-length", String(body.readableBytes)),
-        ]
-        if let retryAfter = error.retryAfter { fields.append(("retry-after", String(retryAfter))) }
+        let page = ErrorPage(error, allocator: allocator, lowercaseNames: true)
+        let body = page.body
+        var fields = page.fields
         fields.append(("date", resources.httpDate()))
         fields.append(("server", shared.configuration.server.serverSoftware))
         session.submitResponse(streamID: streamID, status: error.status, headers: fields, endStream: isHead)

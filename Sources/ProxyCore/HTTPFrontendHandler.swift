@@ -581,16 +581,8 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     @discardableResult
     func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, keepAlive: Bool, isHead: Bool) -> Int {
         guard let context else { return 0 }
-        let status = HTTPResponseStatus(statusCode: error.status)
-        var body = channelAllocator.buffer(capacity: 160)
-        body.writeString("<html><head><title>\(error.status) \(status.reasonPhrase)</title></head><body><h1>\(error.status) \(status.reasonPhrase)</h1></body></html>\n")
-        var fields: [(name: String, value: String)] = [
-            ("Content-Type", "text/html"),
-            ("Content-Length", String(body.readableBytes)),
-        ]
-        if let retryAfter = error.retryAfter {
-            fields.append(("Retry-After", String(retryAfter)))
-        }
+        let page = ErrorPage(error, allocator: channelAllocator, lowercaseNames: false)
+        var body = page.body
         if error.closeConnection || !keepAlive {
             closeAfterResponse = true
         }
@@ -602,7 +594,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
             isHTTP10: isHTTP10,
             status: error.status,
             reason: nil,
-            fields: fields,
+            fields: page.fields,
             date: resources.httpDate(),
             server: shared.configuration.server.serverSoftware,
             connection: closeAfterResponse ? .close : (isHTTP10 ? .keepAlive : .none),
