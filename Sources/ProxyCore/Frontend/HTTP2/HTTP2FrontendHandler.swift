@@ -1,5 +1,4 @@
 #if HTTP2
-import CNGHTTP2
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -19,9 +18,9 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    static let internalError = NGHTTP2_INTERNAL_ERROR.rawValue
-    static let enhanceYourCalm = NGHTTP2_ENHANCE_YOUR_CALM.rawValue
-    static let refusedStream = NGHTTP2_REFUSED_STREAM.rawValue
+    static let internalError = HTTP2ErrorCode.internalError
+    static let enhanceYourCalm = HTTP2ErrorCode.enhanceYourCalm
+    static let refusedStream = HTTP2ErrorCode.refusedStream
 
     let shared: ProxyContext
     let resources: LoopResources
