@@ -105,7 +105,7 @@ let package = Package(
         .target(
             name: "ProxyCore",
             dependencies: [
-                "FastCGI", "FastCGIClient", "ProxyConfig", "WorkerSupervisor",
+                "FastCGI", "FastCGIClient", "ProxyConfig",
                 // The HTTP/2 front end (HTTP2FrontendHandler) drives ProxyHTTP2's nghttp2 session.
                 .target(name: "ProxyHTTP2", condition: .when(traits: ["HTTP2"])),
                 .product(name: "NIOCore", package: "swift-nio"),

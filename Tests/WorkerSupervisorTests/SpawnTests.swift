@@ -120,11 +120,6 @@ import Testing
 }
 
 @Suite struct WorkerOutputTests {
-    @Test func controlCharactersBackslashAndNonASCIIAreEscaped() {
-        let bytes: [UInt8] = [0x1b] + Array("[31ma\\b\r".utf8) + [0xc3, 0xa9, 0x7f]
-        #expect(WorkerOutputLog.escape(bytes) == "\\x1b[31ma\\x5cb\\x0d\\xc3\\xa9\\x7f")
-    }
-
     @Test func rateLimiterAdmitsABurstThenRefillsAndCountsDrops() {
         var limiter = RateLimiter(capacity: 2, refillPerSecond: 1)
         let start = NIODeadline.uptimeNanoseconds(1_000_000_000)

@@ -4,7 +4,6 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import ProxyConfig
-import WorkerSupervisor
 
 /// One HTTP request and its FastCGI request: validates and routes the head, streams the body to
 /// STDIN, turns STDOUT into the HTTP response, with backpressure both ways.

@@ -1,5 +1,5 @@
 import NIOCore
-import WorkerSupervisor
+import ProxyConfig
 
 extension LogEscaping {
     /// A backend's STDERR record for the log: trailing line ends dropped (they end the line, they
