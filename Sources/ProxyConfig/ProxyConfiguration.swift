@@ -378,7 +378,8 @@ public struct RouteConfig: Sendable, Equatable {
     public var hosts: [String]
     /// Name of a pool that exists (validated).
     public var pool: String
-    /// DOCUMENT_ROOT, absolute, without trailing slash (except "/").
+    /// DOCUMENT_ROOT, absolute, without trailing slash (except "/"). Empty: the route fronts an
+    /// application server (no script lookup; SCRIPT_NAME is the match prefix, PATH_INFO the rest).
     public var root: String
     /// Script for paths ending in `/`.
     public var index: String

@@ -48,8 +48,20 @@ struct RouteSection {
             errors.add(line: config.line, "route \"\(config.name)\" has no \"pool\"")
         }
         if keys.line(of: "root") == nil {
-            // Even a front controller (`script`) needs it: it becomes DOCUMENT_ROOT.
-            errors.add(line: config.line, "route \"\(config.name)\" has no \"root\" (needed for DOCUMENT_ROOT)")
+            // No root: the route fronts an application server, which gets every path as
+            // PATH_INFO. What only a tree of scripts uses is a mistake without one.
+            if let line = keys.line(of: "script") {
+                // A front controller's file is under DOCUMENT_ROOT.
+                errors.add(line: line, "route \"\(config.name)\" has \"script\" but no \"root\" (needed for DOCUMENT_ROOT)")
+            }
+            for key in ["index", "split_path"] {
+                if let line = keys.line(of: key) {
+                    errors.add(
+                        line: line,
+                        "route \"\(config.name)\" has \"\(key)\" but no \"root\": without one every path goes to the pool as PATH_INFO"
+                    )
+                }
+            }
         }
         return config
     }

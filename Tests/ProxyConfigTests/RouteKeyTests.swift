@@ -115,8 +115,25 @@ import Testing
     @Test func scriptStillNeedsRoot() {
         expectOneError(
             minimalPool + "\n[route:front]\npool = php\nscript = /srv/index.php\n",
-            line: 3,
-            startingWith: "route \"front\" has no \"root\""
+            line: 5,
+            startingWith: "route \"front\" has \"script\" but no \"root\""
+        )
+    }
+
+    /// Without a root the route fronts an application server; keys only a script tree uses are
+    /// refused on their own line.
+    @Test func applicationRouteNeedsNoRoot() {
+        let route = parseValid(minimalPool + "\n[route:app]\nmatch = /api/\npool = php\n")?.routes.first
+        #expect(route?.root == "")
+        expectOneError(
+            minimalPool + "\n[route:app]\npool = php\nsplit_path = .py\n",
+            line: 5,
+            startingWith: "route \"app\" has \"split_path\" but no \"root\""
+        )
+        expectOneError(
+            minimalPool + "\n[route:app]\npool = php\nindex = app.py\n",
+            line: 5,
+            startingWith: "route \"app\" has \"index\" but no \"root\""
         )
     }
 

@@ -138,7 +138,8 @@ public struct CGIParameters: Sendable, CGIParameterSink {
         fixed("SCRIPT_FILENAME", script.scriptFilename)
         fixed("SCRIPT_NAME", script.scriptName)
         fixed("PATH_INFO", script.pathInfo)
-        if !script.pathInfo.isEmpty {
+        // PATH_INFO mapped into the document root; an application route has no root to map into.
+        if !script.pathInfo.isEmpty, !script.documentRoot.isEmpty {
             if let routeValue = routeValue("PATH_TRANSLATED") {
                 sink.append(name: "PATH_TRANSLATED", value: routeValue)
             } else {
@@ -172,7 +173,7 @@ public struct CGIParameters: Sendable, CGIParameterSink {
 
         // The route's other params, each at its first line with its last value.
         for (index, param) in routeParams.enumerated() {
-            if isSentAsFixed(param.name, pathInfo: script.pathInfo, isTLS: connection.isTLS) { continue }
+            if isSentAsFixed(param.name, script: script, isTLS: connection.isTLS) { continue }
             if routeParams[..<index].contains(where: { $0.name == param.name }) { continue }
             sink.append(name: param.name, value: routeParams.last { $0.name == param.name }!.value)
         }
@@ -238,9 +239,9 @@ public struct CGIParameters: Sendable, CGIParameterSink {
     }
 
     /// Whether `emit` sends `name` among the fixed params for this request.
-    private static func isSentAsFixed(_ name: String, pathInfo: String, isTLS: Bool) -> Bool {
+    private static func isSentAsFixed(_ name: String, script: ResolvedScript, isTLS: Bool) -> Bool {
         switch name {
-        case "PATH_TRANSLATED": return !pathInfo.isEmpty
+        case "PATH_TRANSLATED": return !script.pathInfo.isEmpty && !script.documentRoot.isEmpty
         case "HTTPS": return isTLS
         default: return fixedNames.contains(name)
         }

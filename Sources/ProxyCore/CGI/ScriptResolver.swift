@@ -61,8 +61,16 @@ public struct ScriptResolver: Sendable {
     ///   appended and the split tried again (still none → 404). The script must be a regular
     ///   file under the root (else 404). An empty `split_path` makes the whole path the script
     ///   (with the index appended to a path ending in `/`).
+    ///
+    /// A route without `root` fronts an application server (a Swift worker, any FastCGI app that
+    /// is not a tree of scripts): nothing is looked up on disk; SCRIPT_NAME is the route's prefix
+    /// without its trailing slash (an exact route's path; empty for a regex or `/`), PATH_INFO
+    /// the rest of the path, SCRIPT_FILENAME the same as SCRIPT_NAME and DOCUMENT_ROOT empty.
     public func resolve(path: String, route: RouteConfig) throws(HTTPError) -> ResolvedScript {
-        try resolve(
+        if let name = Self.applicationScriptName(of: route) {
+            return Self.application(path: path, scriptName: name)
+        }
+        return try resolve(
             path: path, script: route.script, root: route.root, index: route.index, splitPath: route.splitPath,
             frontControllerName: nil)
     }
@@ -71,7 +79,10 @@ public struct ScriptResolver: Sendable {
     /// configuration (a dozen strings and arrays) is not copied per request, and a front
     /// controller's SCRIPT_NAME is the one the route worked out when it was built.
     func resolve(path: String, route: Router.Route) throws(HTTPError) -> ResolvedScript {
-        try resolve(
+        if let name = route.applicationScriptName {
+            return Self.application(path: path, scriptName: name)
+        }
+        return try resolve(
             path: path, script: route.config.script, root: route.config.root, index: route.config.index,
             splitPath: route.config.splitPath, frontControllerName: route.frontControllerScriptName)
     }
@@ -131,6 +142,22 @@ public struct ScriptResolver: Sendable {
     /// `path` always starts with "/"; a root of "/" must not produce "//".
     private static func join(root: String, path: String) -> String {
         root.hasSuffix("/") ? root + path.dropFirst() : root + path
+    }
+
+    /// SCRIPT_NAME for a route without `root`, nil for a route with one.
+    static func applicationScriptName(of route: RouteConfig) -> String? {
+        guard route.root.isEmpty else { return nil }
+        switch route.match {
+        case .prefix(let prefix): return prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        case .exact(let path): return path
+        case .regex: return ""
+        }
+    }
+
+    private static func application(path: String, scriptName: String) -> ResolvedScript {
+        // The router matched the prefix, so the path starts with it.
+        let pathInfo = path.hasPrefix(scriptName) ? String(path.dropFirst(scriptName.count)) : path
+        return ResolvedScript(scriptFilename: scriptName, scriptName: scriptName, pathInfo: pathInfo, documentRoot: "")
     }
 
     static func scriptName(ofFrontController script: String, root: String) -> String {

@@ -38,6 +38,8 @@ public struct Router: Sendable {
         /// SCRIPT_NAME of a front controller (`script` set): fixed by the configuration, so
         /// worked out once here rather than per request (it takes a string or two to build).
         let frontControllerScriptName: String?
+        /// SCRIPT_NAME of a route without `root` (an application server): fixed too.
+        let applicationScriptName: String?
 
         init(config: RouteConfig, poolIndex: Int?) {
             self.config = config
@@ -45,6 +47,7 @@ public struct Router: Sendable {
             self.frontControllerScriptName = config.script.map {
                 ScriptResolver.scriptName(ofFrontController: $0, root: config.root)
             }
+            self.applicationScriptName = ScriptResolver.applicationScriptName(of: config)
         }
     }
 

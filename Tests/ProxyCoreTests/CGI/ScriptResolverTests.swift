@@ -29,6 +29,24 @@ import Testing
         RouteConfig(name: "php", pool: "php", root: root, script: script)
     }
 
+    /// No root: an application server gets the path, split at the route's prefix; nothing on
+    /// disk is asked (the paths here name no file).
+    @Test func routeWithoutRootFrontsAnApplication() throws {
+        func resolve(_ path: String, _ match: RouteMatch) throws -> ResolvedScript {
+            let config = RouteConfig(name: "app", match: match, pool: "app", root: "")
+            let viaRouter = try resolver.resolve(path: path, route: Router.Route(config: config, poolIndex: 0))
+            #expect(try resolver.resolve(path: path, route: config) == viaRouter)
+            return viaRouter
+        }
+        #expect(
+            try resolve("/api/v1/x.php", .prefix("/api/"))
+                == ResolvedScript(scriptFilename: "/api", scriptName: "/api", pathInfo: "/v1/x.php", documentRoot: ""))
+        #expect(try resolve("/api/", .prefix("/api/")).pathInfo == "/")
+        #expect(try resolve("/rpc", .exact("/rpc")) == ResolvedScript(scriptFilename: "/rpc", scriptName: "/rpc", pathInfo: "", documentRoot: ""))
+        #expect(try resolve("/any/where", .prefix("/")) == ResolvedScript(scriptFilename: "", scriptName: "", pathInfo: "/any/where", documentRoot: ""))
+        #expect(try resolve("/a.py/b", .regex("\\.py")).pathInfo == "/a.py/b")
+    }
+
     @Test func plainScript() throws {
         let resolved = try resolver.resolve(path: "/info.php", route: route())
         #expect(
