@@ -138,7 +138,13 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         self.head = head
         self.bodyWithoutLength = bodyWithoutLength
         self.frontend = frontend
-        self.generation = frontend.resources.current
+        let generation = frontend.resources.current
+        self.generation = generation
+        let server = generation.context.configuration.server
+        self.clock = ExchangeClock(
+            rules: .init(
+                bodyTimeout: TimeAmount(server.bodyTimeout), minBodyRate: server.minBodyRate,
+                sendWindow: TimeAmount(server.sendTimeout), minSendRate: server.minSendRate))
         self.isHead = head.method == .HEAD
         self.keepAliveRequested = head.isKeepAlive
     }
@@ -225,9 +231,8 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             bodyMode = .buffered(makeBodyBuffer())
         }
         if case .none = bodyMode {} else if !requestEnded {
-            bodyTimeout = TimeAmount(matched.config.bodyTimeout ?? server.bodyTimeout)
-            lastBodyAt = now ?? .now()
-            armTimer(at: lastBodyAt + bodyTimeout)
+            let bodyTimeout = TimeAmount(matched.config.bodyTimeout ?? server.bodyTimeout)
+            armTimer(at: clock.bodyStarted(at: now ?? .now(), received: bodyReceived, bodyTimeout: bodyTimeout))
         }
 
         let contentLength: Int?
@@ -272,7 +277,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             fail(error)
             return
         }
-        if !requestEnded, bodyPaused, !buffer.isBacklogged { resumeBody() }
+        if !requestEnded, clock.bodyIsPaused, !buffer.isBacklogged { resumeBody() }
     }
 
     private func sendContinueIfWanted() {
@@ -339,7 +344,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     func requestBody(_ body: ByteBuffer) {
         guard !finished else { return }
         bodyReceived += body.readableBytes
-        lastBodyAt = .now()
+        clock.bodyArrived(at: .now())
         switch bodyMode {
         case .none:
             return
@@ -354,7 +359,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                     // connection's or the server's allowance, which frees up as others finish.
                     refuse(HTTPError(
                         503, "no room to buffer the request body (\(scope) limit)", closeConnection: true, retryAfter: 1))
-                } else if buffer.isBacklogged, !bodyPaused {
+                } else if buffer.isBacklogged, !clock.bodyIsPaused {
                     // The disk is behind: the client waits, not our memory.
                     pauseBody()
                 }
@@ -394,6 +399,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     func requestEnd() {
         requestEnded = true
+        clock.bodyEnded()
         guard !finished else { return }
         switch bodyMode {
         case .none:
@@ -929,6 +935,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         head.headers.remove(name: "content-type")
         head.headers.remove(name: "transfer-encoding")
         bodyMode = .none
+        clock.bodyEnded()
         paramsInput = nil
         stdinEnded = false
         responseState = .waitingForHead(CGIResponseHeadParser())
@@ -987,42 +994,29 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     // MARK: Timer: body and send progress
 
-    /// `body_timeout` of the route (or server), once a body is expected.
-    private var bodyTimeout = TimeAmount.zero
-    /// When the last body bytes arrived (or reading resumed).
-    private var lastBodyAt = NIODeadline.uptimeNanoseconds(0)
-    /// We stopped reading the body ourselves (the backend is slower): its clock does not run.
-    private var bodyPaused = false
-    /// The `min_body_rate` window under way: its start and `bodyReceived` then; nil: the first
-    /// one, from the head (no body byte can come before it).
-    private var bodyWindow: (start: NIODeadline, received: Int)?
-    /// A send window is open: response bytes wait for the client. (start, bytes taken then)
-    private var sendWindow: (start: NIODeadline, taken: Int)?
+    /// `body_timeout`, `min_body_rate` and `min_send_rate`: when each window started and
+    /// what had moved by then.
+    private var clock: ExchangeClock
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
 
     private func pauseBody() {
-        bodyPaused = true
+        clock.bodyPaused()
         frontend.pauseReading()
     }
 
     private func resumeBody() {
-        if bodyPaused {
-            bodyPaused = false
-            lastBodyAt = .now()
-            // A window that we paused says nothing of the client's rate: a new one starts.
-            bodyWindow = (lastBodyAt, bodyReceived)
-            armTimer(at: lastBodyAt + bodyTimeout)
+        if let deadline = clock.bodyResumed(at: .now(), received: bodyReceived) {
+            armTimer(at: deadline)
         }
         frontend.resumeReading()
     }
 
     private func startSendWindow() {
-        guard sendWindow == nil else { return }
-        let now = NIODeadline.now()
         // Bytes the client has taken off the socket (or the HTTP/2 stream) so far.
-        sendWindow = (now, bytesSent - frontend.unsentResponseBytes)
-        armTimer(at: now + TimeAmount(server.sendTimeout))
+        if let deadline = clock.clientFellBehind(at: .now(), taken: bytesSent - frontend.unsentResponseBytes) {
+            armTimer(at: deadline)
+        }
     }
 
     /// One timer for both clocks; it fires at the earlier one and is re-armed for the next.
@@ -1045,59 +1039,24 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     private func timerFired() {
         guard !finished else { return }
-        let now = NIODeadline.now()
-        var next: NIODeadline?
-        if case .none = bodyMode {} else if !requestEnded {
-            if bodyPaused {
-                next = now + bodyTimeout
-            } else if now - lastBodyAt >= bodyTimeout {
-                bodyTimedOut()
-                return
-            } else {
-                let window = bodyWindow ?? (startTime, 0)
-                var windowEnd = window.start + bodyTimeout
-                if server.minBodyRate > 0, now >= windowEnd {
-                    let seconds = Double((now - window.start).nanoseconds) / 1e9
-                    let received = bodyReceived - window.received
-                    if received < Int(Double(server.minBodyRate) * seconds) {
-                        bodyTooSlow(received: received, seconds: seconds)
-                        return
-                    }
-                    bodyWindow = (now, bodyReceived)
-                    windowEnd = now + bodyTimeout
-                }
-                next = server.minBodyRate > 0 ? min(lastBodyAt + bodyTimeout, windowEnd) : lastBodyAt + bodyTimeout
-            }
+        let unsent = frontend.unsentResponseBytes
+        let verdict = clock.check(
+            at: .now(), bodyReceived: bodyReceived, taken: bytesSent - unsent,
+            waiting: unsent > 0 || (spool?.heldBytes ?? 0) > 0)
+        switch verdict {
+        case .keepGoing(let next):
+            if let next { armTimer(at: next) }
+        case .bodyTimedOut:
+            bodyTimedOut()
+        case .bodyTooSlow(let received, let seconds):
+            bodyTooSlow(received: received, seconds: seconds)
+        case .clientTooSlow(let taken, let seconds):
+            clientTooSlow(taken: taken, seconds: seconds)
         }
-        if let window = sendWindow {
-            let windowLength = TimeAmount(server.sendTimeout)
-            if now - window.start >= windowLength {
-                let unsent = frontend.unsentResponseBytes
-                let taken = bytesSent - unsent
-                let waiting = unsent > 0 || (spool?.heldBytes ?? 0) > 0
-                if !waiting {
-                    // The client keeps up: no window until it falls behind again.
-                    sendWindow = nil
-                } else {
-                    let seconds = Double((now - window.start).nanoseconds) / 1e9
-                    let required = max(1, Int(Double(server.minSendRate) * seconds))
-                    if taken - window.taken < required {
-                        clientTooSlow(taken: taken - window.taken, seconds: seconds)
-                        return
-                    }
-                    sendWindow = (now, taken)
-                }
-            }
-            if let window = sendWindow {
-                let end = window.start + windowLength
-                next = next.map { min($0, end) } ?? end
-            }
-        }
-        if let next { armTimer(at: next) }
     }
 
     private func bodyTimedOut() {
-        shared.logger.info("request body timed out: nothing for \(bodyTimeout)", metadata: logMetadata)
+        shared.logger.info("request body timed out: nothing for \(clock.rules.bodyTimeout)", metadata: logMetadata)
         giveUpBody("request body timed out")
     }
 
