@@ -75,4 +75,21 @@ import Testing
         #expect(keys.changedServerKeys == ["send_timeout"])
         #expect(keys.restartOnlyKeys == ["user"])
     }
+
+    /// The limits on slow clients and held bytes take effect on reload, and the summary says so.
+    @Test func bufferAndRateKeysAreReported() {
+        var server = Self.config()
+        server.server.minSendRate = 1
+        server.server.bodyTimeout = .seconds(1)
+        server.server.minBodyRate = 1
+        server.server.connectionBuffer = 1
+        server.server.connectionSpill = 1
+        server.server.maxBufferMemory = 1
+        server.server.maxSpill = 1
+        #expect(
+            ReloadPlan(from: Self.config(), to: server).changedServerKeys == [
+                "min_send_rate", "body_timeout", "min_body_rate", "connection_buffer", "connection_spill",
+                "max_buffer_memory", "max_spill",
+            ])
+    }
 }
