@@ -399,6 +399,9 @@ public struct RouteConfig: Sendable, Equatable {
     public var responseBuffering: Bool
     /// `body_timeout` of the route; nil: the server's.
     public var bodyTimeout: Duration?
+    /// `status`: the route answers with this status itself (200 or 400–599) and asks no
+    /// backend, as nginx's `return 403` (deny rules). Such a route has no pool.
+    public var status: Int?
     /// Line of the `[route:NAME]` header, for messages.
     public var line: Int
 
@@ -415,8 +418,10 @@ public struct RouteConfig: Sendable, Equatable {
         requestBuffering: Bool = true,
         responseBuffering: Bool = true,
         bodyTimeout: Duration? = nil,
+        status: Int? = nil,
         line: Int = 0
     ) {
+        self.status = status
         self.requestBuffering = requestBuffering
         self.responseBuffering = responseBuffering
         self.bodyTimeout = bodyTimeout
@@ -437,7 +442,7 @@ public struct RouteConfig: Sendable, Equatable {
             && lhs.root == rhs.root && lhs.index == rhs.index && lhs.splitPath == rhs.splitPath
             && lhs.script == rhs.script && lhs.line == rhs.line
             && lhs.requestBuffering == rhs.requestBuffering && lhs.responseBuffering == rhs.responseBuffering
-            && lhs.bodyTimeout == rhs.bodyTimeout
+            && lhs.bodyTimeout == rhs.bodyTimeout && lhs.status == rhs.status
             && lhs.params.map(\.name) == rhs.params.map(\.name) && lhs.params.map(\.value) == rhs.params.map(\.value)
     }
 }

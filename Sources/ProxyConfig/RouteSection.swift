@@ -30,6 +30,8 @@ struct RouteSection {
             if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.requestBuffering = enabled }
         case "response_buffering":
             if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.responseBuffering = enabled }
+        case "status":
+            if let status = keys.single(entry, &errors, Self.status) { config.status = status }
         case "body_timeout":
             if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.bodyTimeout = timeout }
         default:
@@ -39,13 +41,22 @@ struct RouteSection {
 
     /// The finished route, checked against the pools the file defines.
     func finish(pools: Set<String>, _ errors: inout ConfigErrorList) -> RouteConfig {
+        if keys.line(of: "status") != nil {
+            // The route answers itself: what only a backend or a script tree uses is a mistake.
+            for key in ["pool", "root", "script", "index", "split_path", "param"] {
+                if let line = keys.line(of: key) {
+                    errors.add(line: line, "route \"\(config.name)\" answers with \"status\": \"\(key)\" has no use there")
+                }
+            }
+            return config
+        }
         if let line = keys.line(of: "pool") {
             // An empty name means the value itself was invalid, which is already reported.
             if !config.pool.isEmpty && !pools.contains(config.pool) {
                 errors.add(line: line, "pool \"\(config.pool)\" used by [route:\(config.name)] is not defined")
             }
         } else {
-            errors.add(line: config.line, "route \"\(config.name)\" has no \"pool\"")
+            errors.add(line: config.line, "route \"\(config.name)\" has no \"pool\" (nor a \"status\" to answer with)")
         }
         if keys.line(of: "root") == nil {
             // No root: the route fronts an application server, which gets every path as
@@ -128,6 +139,14 @@ struct RouteSection {
     /// `:digits`
     private static func isPort(_ text: Substring) -> Bool {
         text.first == ":" && ConfigValue.decimal(text.dropFirst()) != nil
+    }
+
+    /// 200 (an empty-handed "yes", e.g. for a health check) or an error status.
+    private static func status(_ value: INIValue) throws(ConfigValue.ValueError) -> Int {
+        guard let status = ConfigValue.decimal(value.text), status == 200 || (400...599).contains(status) else {
+            throw ConfigValue.ValueError("200 or a status from 400 to 599")
+        }
+        return status
     }
 
     private static func poolName(_ value: INIValue) throws(ConfigValue.ValueError) -> String {

@@ -83,6 +83,37 @@ extension Integration {
             try r.json()["value"] as? String
         }
 
+        /// Deny rules and fixed answers (`status`): the proxy answers, no backend is asked, and
+        /// routes after them still serve.
+        @Test func statusRoutesAnswerWithoutABackend() async throws {
+            let front = try await Fixture.extraFrontEnd {
+                $0.routesBeforeDefault = """
+                    [route:private]
+                    match = ~ ^/(vendor|storage)/
+                    status = 403
+
+                    [route:health]
+                    match = = /health
+                    status = 200
+
+                    """
+            }
+            defer { front.stop() }
+            // The path is normalized before routing: the dot-dot spelling is denied too.
+            let denied = try await get(front, "/vendor/../vendor/env.php")
+            #expect(denied.status == 403, "\(denied.text)")
+            #expect(denied.text.contains("<h1>403 Forbidden</h1>"), "\(denied.text)")
+            let upload = try await Curl.run(["--max-time", "10", "--data-binary", "x=1", front.url("/storage/upload.php")])
+            #expect(upload.status == 403)
+            let head = try await Curl.run(["--max-time", "10", "--head", front.url("/storage/")])
+            #expect(head.status == 403)
+            let health = try await get(front, "/health")
+            #expect(health.status == 200 && health.text.contains("<h1>200 OK</h1>"), "\(health.text)")
+            let served = try await get(front, "/env.php?k=ROUTE")
+            #expect(served.status == 200, "\(served.text)")
+            #expect(try served.json()["key"] as? String == "ROUTE")
+        }
+
         @Test func exactMatchOnlyForThatPath() async throws {
             let front = try await routingFront()
             defer { front.stop() }

@@ -137,6 +137,25 @@ import Testing
         )
     }
 
+    /// A deny rule: the route answers itself, with no pool; keys a backend or a script tree
+    /// would use are refused on their own line.
+    @Test func statusRouteAnswersItself() {
+        let route = parseValid(minimalPool + "\n[route:deny]\nmatch = /vendor/\nstatus = 403\n")?.routes.first
+        #expect(route?.status == 403 && route?.pool == "")
+        #expect(parseValid(minimalPool + "\n[route:health]\nmatch = = /health\nstatus = 200\n")?.routes.first?.status == 200)
+        for bad in ["301", "100", "600", "forbidden", "-403"] {
+            expectOneError(
+                minimalPool + "\n[route:deny]\nstatus = \(bad)\n", line: 4,
+                startingWith: "invalid value \"\(bad)\" for \"status\"")
+        }
+        expectOneError(
+            minimalPool + "\n[route:deny]\nstatus = 403\npool = php\n", line: 5,
+            startingWith: "route \"deny\" answers with \"status\": \"pool\" has no use there")
+        expectOneError(
+            minimalPool + "\n[route:deny]\nroot = /srv\nstatus = 404\n", line: 4,
+            startingWith: "route \"deny\" answers with \"status\": \"root\" has no use there")
+    }
+
     @Test func routeWithoutPool() {
         expectOneError(
             minimalPool + "\n[route:lost]\nroot = /srv\n",

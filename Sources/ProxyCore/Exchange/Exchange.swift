@@ -219,6 +219,10 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         }
         // Set before the script check: its 404 counts under the route (metrics).
         self.route = matched
+        if let status = matched.config.status {
+            // A deny rule (or a fixed answer): no script is looked up, no backend asked.
+            throw HTTPError(status, "route \(matched.config.name) answers \(status)")
+        }
         let script = try shared.scriptResolver.resolve(path: requestPath.path, route: matched)
         guard let poolIndex = matched.poolIndex else {
             throw HTTPError(500, "route \(matched.config.name) names unknown pool \(matched.config.pool)")
