@@ -402,6 +402,9 @@ public struct RouteConfig: Sendable, Equatable {
     /// `status`: the route answers with this status itself (200 or 400–599) and asks no
     /// backend, as nginx's `return 403` (deny rules). Such a route has no pool.
     public var status: Int?
+    /// `header = NAME VALUE` lines, in file order: added to the backend's responses with a
+    /// status below 400 (as nginx's `add_header` without `always`).
+    public var headers: [(name: String, value: String)] = []
     /// Line of the `[route:NAME]` header, for messages.
     public var line: Int
 
@@ -443,6 +446,7 @@ public struct RouteConfig: Sendable, Equatable {
             && lhs.script == rhs.script && lhs.line == rhs.line
             && lhs.requestBuffering == rhs.requestBuffering && lhs.responseBuffering == rhs.responseBuffering
             && lhs.bodyTimeout == rhs.bodyTimeout && lhs.status == rhs.status
+            && lhs.headers.elementsEqual(rhs.headers, by: ==)
             && lhs.params.map(\.name) == rhs.params.map(\.name) && lhs.params.map(\.value) == rhs.params.map(\.value)
     }
 }

@@ -30,6 +30,8 @@ struct RouteSection {
             if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.requestBuffering = enabled }
         case "response_buffering":
             if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.responseBuffering = enabled }
+        case "header":
+            if let header = keys.repeated(entry, &errors, Self.header) { config.headers.append(header) }
         case "status":
             if let status = keys.single(entry, &errors, Self.status) { config.status = status }
         case "body_timeout":
@@ -184,6 +186,32 @@ struct RouteSection {
 
     private static func param(_ value: INIValue) throws(ConfigValue.ValueError) -> (name: String, value: String) {
         try ConfigValue.namedValue(value, validName: isParamName, nameRule: "letters, digits and \"_\"")
+    }
+
+    /// `NAME VALUE`: a field name (RFC 9110 token) the proxy does not own, and a value without
+    /// control characters.
+    private static func header(_ value: INIValue) throws(ConfigValue.ValueError) -> (name: String, value: String) {
+        let header = try ConfigValue.namedValue(value, validName: isFieldName, nameRule: "RFC 9110 token characters")
+        if reservedFields.contains(header.name.lowercased()) {
+            throw ConfigValue.ValueError("a field the proxy does not set itself (not \(header.name))")
+        }
+        guard header.value.unicodeScalars.allSatisfy({ $0 == "\t" || $0.value >= 0x20 && $0.value != 0x7F }) else {
+            throw ConfigValue.ValueError("a value without control characters")
+        }
+        return header
+    }
+
+    /// Framing and hop-by-hop fields: the proxy writes them from what it does, not from a route.
+    private static let reservedFields: Set<String> = [
+        "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
+        "proxy-connection", "status",
+    ]
+
+    private static func isFieldName(_ name: String) -> Bool {
+        !name.isEmpty
+            && name.unicodeScalars.allSatisfy { scalar in
+                scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "!#$%&'*+-.^_`|~".unicodeScalars.contains(scalar))
+            }
     }
 
     private static func isParamName(_ name: String) -> Bool {

@@ -114,6 +114,36 @@ extension Integration {
             #expect(try served.json()["key"] as? String == "ROUTE")
         }
 
+        /// `header` lines go on the backend's responses below 400, after its own fields, not on
+        /// the proxy's own error pages.
+        @Test func routeHeadersAreAddedToBackendResponses() async throws {
+            let front = try await Fixture.extraFrontEnd {
+                $0.routesBeforeDefault = """
+                    [route:cached]
+                    match = /
+                    host = cached.test
+                    pool = php
+                    root = \(Self.root)
+                    header = Cache-Control public, max-age=3600
+                    header = X-Frame-Options DENY
+
+                    """
+            }
+            defer { front.stop() }
+            let ok = try await get(front, "/env.php?k=ROUTE", host: "cached.test")
+            #expect(ok.status == 200, "\(ok.text)")
+            #expect(ok.headers("Cache-Control").contains("public, max-age=3600"), "\(ok.headers)")
+            #expect(ok.header("X-Frame-Options") == "DENY")
+            // A backend error keeps its own fields only (nginx's add_header without `always`).
+            let failing = try await get(front, "/status.php?code=500", host: "cached.test")
+            #expect(failing.status == 500 && failing.header("X-Frame-Options") == nil, "\(failing.headers)")
+            let missing = try await get(front, "/missing.php", host: "cached.test")
+            #expect(missing.status == 404)
+            #expect(missing.header("X-Frame-Options") == nil)
+            let otherHost = try await get(front, "/env.php?k=ROUTE")
+            #expect(otherHost.header("X-Frame-Options") == nil)
+        }
+
         @Test func exactMatchOnlyForThatPath() async throws {
             let front = try await routingFront()
             defer { front.stop() }

@@ -25,6 +25,7 @@ import Testing
         #expect(api.root == "/var/www/app/public")
         #expect(api.params.map(\.value) == ["production", "Example; API"])
         #expect(api.hosts == ["example.com", "www.example.com"])
+        #expect(api.headers.map(\.name) == ["X-Frame-Options"] && api.headers.map(\.value) == ["SAMEORIGIN"])
         #expect(api.match == .prefix("/api/"))
         let php = try #require(config.routes.last)
         #expect(php.match == .prefix("/"))

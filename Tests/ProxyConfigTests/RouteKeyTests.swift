@@ -156,6 +156,17 @@ import Testing
             startingWith: "route \"deny\" answers with \"status\": \"root\" has no use there")
     }
 
+    @Test func headerLinesAreKeptInOrder() {
+        let route = parseRoute("header = Cache-Control public, max-age=3600\nheader = X-Frame-Options DENY\nheader = X-Empty")
+        #expect(route?.headers.map(\.name) == ["Cache-Control", "X-Frame-Options", "X-Empty"])
+        #expect(route?.headers.map(\.value) == ["public, max-age=3600", "DENY", ""])
+        for bad in ["Content-Length 5", "transfer-encoding chunked", "Bad:Name x", "Status 200"] {
+            let errors = parseErrors(minimalPool + "\n[route:r]\npool = php\nroot = /srv\nheader = \(bad)\n")
+            #expect(errors.map(\.line) == [6], "\(bad)")
+            #expect(errors.first?.message.hasPrefix("invalid value \"\(bad)\" for \"header\"") == true, "\(errors)")
+        }
+    }
+
     @Test func routeWithoutPool() {
         expectOneError(
             minimalPool + "\n[route:lost]\nroot = /srv\n",

@@ -609,6 +609,11 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             redirect(to: location)
             return
         }
+        var cgiHead = cgiHead
+        if let added = route?.config.headers, !added.isEmpty, cgiHead.status < 400 {
+            // The route's `header` lines, after the backend's own (nginx's add_header).
+            cgiHead.headers += added
+        }
         let status = cgiHead.status
         let sendBody = !isHead && status != 204 && status != 304 && !(100..<200).contains(status)
         headWritten = true
