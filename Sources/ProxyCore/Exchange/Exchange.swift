@@ -140,11 +140,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         self.frontend = frontend
         let generation = frontend.resources.current
         self.generation = generation
-        let server = generation.context.configuration.server
-        self.clock = ExchangeClock(
-            rules: .init(
-                bodyTimeout: TimeAmount(server.bodyTimeout), minBodyRate: server.minBodyRate,
-                sendWindow: TimeAmount(server.sendTimeout), minSendRate: server.minSendRate))
+        self.clock = ExchangeClock(rules: generation.context.clockRules)
         self.isHead = head.method == .HEAD
         self.keepAliveRequested = head.isKeepAlive
     }

@@ -16,6 +16,8 @@ public final class ProxyContext: Sendable {
     public let logger: Logger
     /// nil when `access_log = off`.
     public let accessLog: AccessLog?
+    /// The server's rate rules, converted once for every exchange's clock.
+    let clockRules: ExchangeClock.Rules
     #if TLS
     /// The certificate of the `tls` listeners; nil when `tls_certificate`/`tls_key` are not set.
     public let tls: TLSContextBox?
@@ -39,6 +41,10 @@ public final class ProxyContext: Sendable {
         self.router = try Router(routes: configuration.routes, pools: configuration.pools.map(\.name))
         self.scriptResolver = scriptResolver
         self.logger = logger
+        let server = configuration.server
+        self.clockRules = ExchangeClock.Rules(
+            bodyTimeout: TimeAmount(server.bodyTimeout), minBodyRate: server.minBodyRate,
+            sendWindow: TimeAmount(server.sendTimeout), minSendRate: server.minSendRate)
         if let previous, previous.configuration.server.accessLog == configuration.server.accessLog {
             self.accessLog = previous.accessLog
         } else {
