@@ -6,21 +6,21 @@ import NIOHTTP1
 struct ErrorPage {
     let body: ByteBuffer
     /// Content-Type, Content-Length and, for a 503 that says when to come back, Retry-After.
-    /// Names as HTTP/1 writes them, or in lower case as HTTP/2 requires.
+    /// (The HTTP/2 session lowercases names as it encodes them.)
     let fields: [(name: String, value: String)]
 
-    init(_ error: HTTPError, allocator: ByteBufferAllocator, lowercaseNames: Bool) {
+    init(_ error: HTTPError, allocator: ByteBufferAllocator) {
         let reason = HTTPResponseStatus(statusCode: error.status).reasonPhrase
         var body = allocator.buffer(capacity: 160)
         body.writeString(
             "<html><head><title>\(error.status) \(reason)</title></head><body><h1>\(error.status) \(reason)</h1></body></html>\n"
         )
         var fields: [(name: String, value: String)] = [
-            (lowercaseNames ? "content-type" : "Content-Type", "text/html"),
-            (lowercaseNames ? "content-length" : "Content-Length", String(body.readableBytes)),
+            ("Content-Type", "text/html"),
+            ("Content-Length", String(body.readableBytes)),
         ]
         if let retryAfter = error.retryAfter {
-            fields.append((lowercaseNames ? "retry-after" : "Retry-After", String(retryAfter)))
+            fields.append(("Retry-After", String(retryAfter)))
         }
         self.body = body
         self.fields = fields

@@ -581,7 +581,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     @discardableResult
     func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, keepAlive: Bool, isHead: Bool) -> Int {
         guard let context else { return 0 }
-        let page = ErrorPage(error, allocator: channelAllocator, lowercaseNames: false)
+        let page = ErrorPage(error, allocator: channelAllocator)
         var body = page.body
         if error.closeConnection || !keepAlive {
             closeAfterResponse = true

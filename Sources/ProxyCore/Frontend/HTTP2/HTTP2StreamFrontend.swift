@@ -139,7 +139,7 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
 
     @discardableResult
     func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, keepAlive: Bool, isHead: Bool) -> Int {
-        let page = ErrorPage(error, allocator: allocator, lowercaseNames: true)
+        let page = ErrorPage(error, allocator: allocator)
         let body = page.body
         var fields = page.fields
         fields.append(("date", resources.httpDate()))
