@@ -160,7 +160,7 @@ final class SpillBuffer {
         writingBytes = queuedBytes
         queuedWrites = []
         queuedBytes = 0
-        run({ file.write(buffers, at: offset).map { .failure($0) } ?? .success(()) }) { buffer, result in
+        run({ file.write(buffers, at: offset) }) { buffer, result in
             buffer.writeFinished(result)
         }
     }

@@ -57,7 +57,7 @@ final class SpillFile: Sendable {
 
     /// Writes `buffers` one after the other from `offset`. Blocking: this is where a process
     /// that dirties pages faster than the disk takes them is made to wait.
-    func write(_ buffers: [ByteBuffer], at offset: Int) -> HTTPError? {
+    func write(_ buffers: [ByteBuffer], at offset: Int) -> Result<Void, HTTPError> {
         var position = offset
         for buffer in buffers {
             let failure = buffer.withUnsafeReadableBytes { bytes -> HTTPError? in
@@ -72,10 +72,10 @@ final class SpillFile: Sendable {
                 }
                 return nil
             }
-            if let failure { return failure }
+            if let failure { return .failure(failure) }
             position += buffer.readableBytes
         }
-        return nil
+        return .success(())
     }
 
     /// Up to `count` bytes from `offset` (fewer only at a short read). Blocking.
