@@ -27,26 +27,16 @@ final class EmbeddedBackendConnector: FastCGIConnector, @unchecked Sendable {
         }.map { channel as any Channel }
     }
 
-    /// One record the proxy sent.
-    struct Record {
-        var type: UInt8
-        var requestID: UInt16
-        var content: ByteBuffer
-    }
-
     /// Every record the proxy has written to `channel` since the last call.
-    static func records(from channel: EmbeddedChannel) throws -> [Record] {
+    static func records(from channel: EmbeddedChannel) throws -> [FastCGIRecord] {
         var bytes = ByteBuffer()
         while var part = try channel.readOutbound(as: ByteBuffer.self) {
             bytes.writeBuffer(&part)
         }
-        var records: [Record] = []
-        while bytes.readableBytes >= 8 {
-            let header = bytes.readBytes(length: 8)!
-            let length = Int(header[4]) << 8 | Int(header[5])
-            let content = bytes.readSlice(length: length)!
-            bytes.moveReaderIndex(forwardBy: Int(header[6]))
-            records.append(Record(type: header[1], requestID: UInt16(header[2]) << 8 | UInt16(header[3]), content: content))
+        var decoder = FastCGIRecordDecoder()
+        var records: [FastCGIRecord] = []
+        while let record = try decoder.decode(buffer: &bytes) {
+            records.append(record)
         }
         return records
     }
