@@ -707,9 +707,11 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 connection.pauseReading()
             }
             if let connection, connection.isMultiplexed {
-                // temp_dir takes bytes slower than the backend sends them: they would pile up in
-                // memory, and a shared connection cannot wait for the disk.
-                if spool.isBacklogged || spool.loopIsBacklogged {
+                // temp_dir takes bytes slower than the backend sends them: they pile up in
+                // memory, and a shared connection cannot wait for the disk. Only the loop's total
+                // bounds them: one spool a few MiB behind a fast backend is normal (a 20 MB
+                // response at loopback speed), a thousand of them is not.
+                if spool.loopIsBacklogged {
                     throw HTTPError(502, "client too slow on a multiplexed connection and temp_dir writes behind")
                 }
             } else if spool.isBacklogged, !diskPausedBackend {
