@@ -117,6 +117,16 @@ enum ConfigValue {
         return path
     }
 
+    /// Absolute; trailing slashes are dropped (a lone "/" stays) so `directory + "/name"`
+    /// never doubles one.
+    static func absoluteDirectory(_ value: INIValue) throws(ValueError) -> String {
+        var path = Substring(try absolutePath(value))
+        while path.count > 1 && path.last == "/" {
+            path = path.dropLast()
+        }
+        return String(path)
+    }
+
     static func nonEmpty(_ value: INIValue) throws(ValueError) -> String {
         guard !value.text.isEmpty else {
             throw ValueError("a non-empty value")

@@ -57,6 +57,8 @@ struct PoolSection {
             if let variable = keys.repeated(entry, &errors, Self.environmentVariable) { config.env.append(variable) }
         case "connect_timeout":
             if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.connectTimeout = timeout }
+        case "x_sendfile":
+            if let directory = keys.single(entry, &errors, ConfigValue.absoluteDirectory) { config.xSendfile = directory }
         case "read_timeout":
             if let timeout = keys.single(entry, &errors, ConfigValue.duration) { config.readTimeout = timeout }
         default:

@@ -285,6 +285,10 @@ public struct PoolConfig: Sendable, Equatable {
     public var abortGrace: Duration
     /// `env = NAME VALUE` lines, in file order: environment of spawned workers.
     public var env: [(name: String, value: String)]
+    /// `x_sendfile`: the directory (absolute, without trailing slash) under which a response's
+    /// `X-Sendfile` field may name a file for the proxy to send; nil (the default): X-Sendfile
+    /// is refused.
+    public var xSendfile: String?
     /// Line of the `[pool:NAME]` header, for messages.
     public var line: Int
 
@@ -315,8 +319,10 @@ public struct PoolConfig: Sendable, Equatable {
         maxRequestsPerConnection: Int = 128,
         responseBuffer: Int = 256 * 1024,
         responseSpill: Int = 1024 * 1024 * 1024,
-        abortGrace: Duration = .seconds(5)
+        abortGrace: Duration = .seconds(5),
+        xSendfile: String? = nil
     ) {
+        self.xSendfile = xSendfile
         self.responseBuffer = responseBuffer
         self.responseSpill = responseSpill
         self.abortGrace = abortGrace
@@ -356,7 +362,7 @@ public struct PoolConfig: Sendable, Equatable {
             && lhs.idleTimeout == rhs.idleTimeout && lhs.tries == rhs.tries
             && lhs.maxRequestsPerConnection == rhs.maxRequestsPerConnection
             && lhs.responseBuffer == rhs.responseBuffer && lhs.responseSpill == rhs.responseSpill
-            && lhs.abortGrace == rhs.abortGrace
+            && lhs.abortGrace == rhs.abortGrace && lhs.xSendfile == rhs.xSendfile
     }
 }
 
@@ -376,13 +382,30 @@ public struct RouteConfig: Sendable, Equatable {
     public var match: RouteMatch
     /// `host =` values (lowercased, without port); empty means any host.
     public var hosts: [String]
-    /// Name of a pool that exists (validated).
+    /// Name of a pool that exists (validated); empty when the route has none (a route with
+    /// `status`, or with `root` and no pool: it serves files only, and scripts there are 404).
     public var pool: String
     /// DOCUMENT_ROOT, absolute, without trailing slash (except "/"). Empty: the route fronts an
     /// application server (no script lookup; SCRIPT_NAME is the match prefix, PATH_INFO the rest).
     public var root: String
-    /// Script for paths ending in `/`.
-    public var index: String
+    /// `index`: names tried in order in a directory asked for with a trailing `/` (each a name
+    /// without `/`): a script runs (with a pool), another file is served. Default `index.php`.
+    public var index: [String]
+    /// `files` (default on): existing files under `root` that are not scripts are served as
+    /// they are, before any script is looked for.
+    public var files: Bool
+    /// `fallback`: a URL path (starting with `/`) whose script runs when nothing under `root`
+    /// fits the request (nginx's last `try_files` argument). Needs a pool. Default none.
+    public var fallback: String?
+    /// `internal` (default off): the route serves files only, and only to an `X-Accel-Redirect`
+    /// from a backend; a client's own request for it is a 404.
+    public var `internal`: Bool
+    /// `symlinks` (default on); off: a file or script whose path below `root` goes through a
+    /// symbolic link is refused with 403 (nginx's `disable_symlinks on`).
+    public var symlinks: Bool
+    /// `precompressed` (default off): a file is sent as its `.br` or `.gz` sibling when the client
+    /// accepts that encoding and the sibling exists (nginx's `gzip_static`, `brotli_static`).
+    public var precompressed: Bool
     /// The script part of a path ends after this extension; the rest is PATH_INFO.
     public var splitPath: String
     /// Front controller: every match runs this script (absolute path).
@@ -414,7 +437,7 @@ public struct RouteConfig: Sendable, Equatable {
         hosts: [String] = [],
         pool: String,
         root: String,
-        index: String = "index.php",
+        index: [String] = ["index.php"],
         splitPath: String = ".php",
         script: String? = nil,
         params: [(name: String, value: String)] = [],
@@ -422,8 +445,18 @@ public struct RouteConfig: Sendable, Equatable {
         responseBuffering: Bool = true,
         bodyTimeout: Duration? = nil,
         status: Int? = nil,
+        files: Bool = true,
+        fallback: String? = nil,
+        `internal`: Bool = false,
+        symlinks: Bool = true,
+        precompressed: Bool = false,
         line: Int = 0
     ) {
+        self.files = files
+        self.fallback = fallback
+        self.internal = `internal`
+        self.symlinks = symlinks
+        self.precompressed = precompressed
         self.status = status
         self.requestBuffering = requestBuffering
         self.responseBuffering = responseBuffering
@@ -446,6 +479,8 @@ public struct RouteConfig: Sendable, Equatable {
             && lhs.script == rhs.script && lhs.line == rhs.line
             && lhs.requestBuffering == rhs.requestBuffering && lhs.responseBuffering == rhs.responseBuffering
             && lhs.bodyTimeout == rhs.bodyTimeout && lhs.status == rhs.status
+            && lhs.files == rhs.files && lhs.fallback == rhs.fallback && lhs.internal == rhs.internal
+            && lhs.symlinks == rhs.symlinks && lhs.precompressed == rhs.precompressed
             && lhs.headers.elementsEqual(rhs.headers, by: ==)
             && lhs.params.map(\.name) == rhs.params.map(\.name) && lhs.params.map(\.value) == rhs.params.map(\.value)
     }

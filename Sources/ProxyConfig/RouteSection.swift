@@ -17,9 +17,19 @@ struct RouteSection {
         case "pool":
             if let pool = keys.single(entry, &errors, Self.poolName) { config.pool = pool }
         case "root":
-            if let root = keys.single(entry, &errors, Self.root) { config.root = root }
+            if let root = keys.single(entry, &errors, ConfigValue.absoluteDirectory) { config.root = root }
         case "index":
             if let index = keys.single(entry, &errors, Self.index) { config.index = index }
+        case "files":
+            if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.files = enabled }
+        case "fallback":
+            if let path = keys.single(entry, &errors, Self.fallback) { config.fallback = path }
+        case "internal":
+            if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.internal = enabled }
+        case "symlinks":
+            if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.symlinks = enabled }
+        case "precompressed":
+            if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.precompressed = enabled }
         case "split_path":
             if let suffix = keys.single(entry, &errors, Self.splitPath) { config.splitPath = suffix }
         case "script":
@@ -43,41 +53,71 @@ struct RouteSection {
 
     /// The finished route, checked against the pools the file defines.
     func finish(pools: Set<String>, _ errors: inout ConfigErrorList) -> RouteConfig {
+        let name = config.name
         if keys.line(of: "status") != nil {
-            // The route answers itself: what only a backend or a script tree uses is a mistake.
-            for key in ["pool", "root", "script", "index", "split_path", "param"] {
+            // The route answers itself: what only a backend or a tree of files uses is a mistake.
+            for key in Self.treeKeys + ["pool", "script", "param", "internal"] {
                 if let line = keys.line(of: key) {
-                    errors.add(line: line, "route \"\(config.name)\" answers with \"status\": \"\(key)\" has no use there")
+                    errors.add(line: line, "route \"\(name)\" answers with \"status\": \"\(key)\" has no use there")
                 }
             }
             return config
         }
+        let hasPool = keys.line(of: "pool") != nil
+        let hasRoot = keys.line(of: "root") != nil
         if let line = keys.line(of: "pool") {
             // An empty name means the value itself was invalid, which is already reported.
             if !config.pool.isEmpty && !pools.contains(config.pool) {
-                errors.add(line: line, "pool \"\(config.pool)\" used by [route:\(config.name)] is not defined")
+                errors.add(line: line, "pool \"\(config.pool)\" used by [route:\(name)] is not defined")
             }
-        } else {
-            errors.add(line: config.line, "route \"\(config.name)\" has no \"pool\" (nor a \"status\" to answer with)")
+        } else if !hasRoot {
+            errors.add(
+                line: config.line,
+                "route \"\(name)\" has no \"pool\" (nor a \"root\" to serve files from, nor a \"status\" to answer with)"
+            )
         }
-        if keys.line(of: "root") == nil {
+        if !hasRoot {
             // No root: the route fronts an application server, which gets every path as
-            // PATH_INFO. What only a tree of scripts uses is a mistake without one.
+            // PATH_INFO. What only a tree of files uses is a mistake without one.
             if let line = keys.line(of: "script") {
                 // A front controller's file is under DOCUMENT_ROOT.
-                errors.add(line: line, "route \"\(config.name)\" has \"script\" but no \"root\" (needed for DOCUMENT_ROOT)")
+                errors.add(line: line, "route \"\(name)\" has \"script\" but no \"root\" (needed for DOCUMENT_ROOT)")
             }
-            for key in ["index", "split_path"] {
+            for key in Self.treeKeys where key != "root" {
                 if let line = keys.line(of: key) {
-                    errors.add(
-                        line: line,
-                        "route \"\(config.name)\" has \"\(key)\" but no \"root\": without one every path goes to the pool as PATH_INFO"
-                    )
+                    let why = hasPool ? ": without one every path goes to the pool as PATH_INFO" : ""
+                    errors.add(line: line, "route \"\(name)\" has \"\(key)\" but no \"root\"\(why)")
                 }
             }
         }
+        if !hasPool && hasRoot {
+            // Files only: nothing can run a script.
+            for key in ["script", "fallback"] {
+                if let line = keys.line(of: key) {
+                    errors.add(line: line, "route \"\(name)\" has \"\(key)\" but no \"pool\" to run it")
+                }
+            }
+            if !config.files, let line = keys.line(of: "files") {
+                errors.add(line: line, "route \"\(name)\" has \"files = off\" and no \"pool\": it serves nothing")
+            }
+        }
+        if let line = keys.line(of: "fallback"), keys.line(of: "script") != nil {
+            errors.add(
+                line: line,
+                "route \"\(name)\" has both \"script\" and \"fallback\": both say what runs when no file fits"
+            )
+        }
+        if config.internal, let line = keys.line(of: "internal"), hasPool {
+            errors.add(
+                line: line,
+                "route \"\(name)\" is \"internal\" and has a \"pool\": an internal route serves files only"
+            )
+        }
         return config
     }
+
+    /// Keys that only make sense for a tree of files under `root`.
+    private static let treeKeys = ["root", "index", "split_path", "files", "symlinks", "precompressed", "fallback"]
 
     /// `/prefix`, `= /exact` or `~ REGEX`.
     private static func match(_ value: INIValue) throws(ConfigValue.ValueError) -> RouteMatch {
@@ -158,21 +198,28 @@ struct RouteSection {
         return value.text
     }
 
-    /// Absolute; a trailing slash is dropped so `root + script path` never doubles it.
-    private static func root(_ value: INIValue) throws(ConfigValue.ValueError) -> String {
-        var path = Substring(try ConfigValue.absolutePath(value))
-        while path.count > 1 && path.last == "/" {
-            path = path.dropLast()
+    /// One or more names tried in order, each a file of the directory itself: no `/`, and not
+    /// hidden (hidden names are never served).
+    private static func index(_ value: INIValue) throws(ConfigValue.ValueError) -> [String] {
+        guard !value.words.isEmpty, value.words.allSatisfy({ !$0.isEmpty && !$0.contains("/") && $0.first != "." })
+        else {
+            throw ConfigValue.ValueError(
+                "file names in the directory, without \"/\" and not starting with \".\" (e.g. index.php index.html)")
         }
-        return String(path)
+        return value.words
     }
 
-    private static func index(_ value: INIValue) throws(ConfigValue.ValueError) -> String {
-        let name = value.text
-        guard !name.isEmpty, name.first != "/" else {
-            throw ConfigValue.ValueError("a script name relative to the directory (e.g. index.php)")
+    /// A URL path of a file: from `/`, not ending in `/`, no `.` or `..` segment, no query (the
+    /// request's own goes along), no whitespace or control bytes.
+    private static func fallback(_ value: INIValue) throws(ConfigValue.ValueError) -> String {
+        let path = value.text
+        guard path.first == "/", path.last != "/",
+            path.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F && $0 != "?" && $0 != "#" }),
+            !path.split(separator: "/").contains(where: { $0 == "." || $0 == ".." })
+        else {
+            throw ConfigValue.ValueError("a URL path starting with \"/\", without a query (e.g. /index.php)")
         }
-        return name
+        return path
     }
 
     private static func splitPath(_ value: INIValue) throws(ConfigValue.ValueError) -> String {

@@ -56,6 +56,7 @@ import Testing
         #expect(pool.tries == 2)
         #expect(pool.maxRequestsPerConnection == 128)
         #expect(pool.idleTimeout == .seconds(60))
+        #expect(pool.xSendfile == nil)
     }
 
     @Test func defaultRouteValues() throws {
@@ -63,7 +64,9 @@ import Testing
         #expect(route == RouteConfig(name: "r", pool: "php", root: "/srv", line: 3))
         #expect(route.match == .prefix("/"))
         #expect(route.hosts.isEmpty)
-        #expect(route.index == "index.php")
+        #expect(route.index == ["index.php"])
+        #expect(route.files && route.symlinks && !route.precompressed && !route.internal)
+        #expect(route.fallback == nil)
         #expect(route.splitPath == ".php")
         #expect(route.script == nil)
         #expect(route.params.isEmpty)

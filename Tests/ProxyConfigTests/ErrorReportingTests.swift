@@ -167,4 +167,42 @@ import Testing
         let errors = parseErrors(minimalPool + "\n[pool:php]\nbackend = unix:/s\nmax_conns = lots\n")
         #expect(errors.map(\.line) == [3, 5])
     }
+
+    /// The checks between a route's file keys, each on its own line, printed as `file:line: message`.
+    @Test func fileServingMistakesNameTheirLines() {
+        let text = """
+            [pool:php]
+            backend = unix:/run/php/php8.2-fpm.sock
+            [route:lost]
+            match = /lost/
+            [route:static]
+            root = /srv/static
+            fallback = /index.php
+            internal = on
+            [route:both]
+            pool = php
+            root = /srv/www
+            script = /srv/www/index.php
+            fallback = /index.php
+            [route:app]
+            pool = php
+            symlinks = off
+            [route:internal]
+            pool = php
+            root = /srv/private
+            internal = on
+            [route:deny]
+            status = 404
+            files = off
+            """
+        #expect(
+            ConfigErrors(parseErrors(text)).description.split(separator: "\n") == [
+                "test.ini:3: route \"lost\" has no \"pool\" (nor a \"root\" to serve files from, nor a \"status\" to answer with)",
+                "test.ini:7: route \"static\" has \"fallback\" but no \"pool\" to run it",
+                "test.ini:13: route \"both\" has both \"script\" and \"fallback\": both say what runs when no file fits",
+                "test.ini:16: route \"app\" has \"symlinks\" but no \"root\": without one every path goes to the pool as PATH_INFO",
+                "test.ini:20: route \"internal\" is \"internal\" and has a \"pool\": an internal route serves files only",
+                "test.ini:23: route \"deny\" answers with \"status\": \"files\" has no use there",
+            ])
+    }
 }

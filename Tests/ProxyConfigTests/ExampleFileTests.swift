@@ -17,7 +17,7 @@ import Testing
         #expect(config.server.http2 == ServerConfig.builtWithHTTP2)
         #expect(config.pools.map(\.name) == ["php"])
         #expect(config.pool(named: "php")?.backends == [.unix(path: "/run/php/php8.2-fpm.sock")])
-        #expect(config.routes.map(\.name) == ["private", "api", "php"])
+        #expect(config.routes.map(\.name) == ["private", "api", "protected", "php"])
         let denied = try #require(config.routes.first)
         #expect(denied.status == 403 && denied.pool.isEmpty && denied.match == .regex("^/(app|vendor|storage|\\.git)/"))
         let api = try #require(config.routes.dropFirst().first)
@@ -31,6 +31,10 @@ import Testing
         #expect(php.match == .prefix("/"))
         #expect(php.root == "/var/www/html")
         #expect(php.script == nil)
+        #expect(php.index == ["index.php", "index.html"])
+        #expect(php.files && php.symlinks && !php.precompressed && php.fallback == nil)
+        let protected = try #require(config.routes.first { $0.name == "protected" })
+        #expect(protected.internal && protected.pool.isEmpty && protected.root == "/var/www/private")
     }
 
     @Test func exampleDefaultsMatchTheTypes() throws {

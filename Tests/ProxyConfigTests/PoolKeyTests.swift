@@ -27,6 +27,7 @@ import Testing
                 env = EMPTY
                 connect_timeout = 500ms
                 read_timeout = 1h
+                x_sendfile = /srv/downloads/
                 """
             )
         )
@@ -56,6 +57,7 @@ import Testing
         #expect(pool.env.map(\.value) == ["production", "hello; world", ""])
         #expect(pool.connectTimeout == .milliseconds(500))
         #expect(pool.readTimeout == .seconds(3600))
+        #expect(pool.xSendfile == "/srv/downloads")
     }
 
     @Test(arguments: [("auto", MultiplexMode.auto), ("on", .on), ("off", .off), ("yes", .on), ("0", .off)])
@@ -131,6 +133,7 @@ import Testing
             "expected host:port, [v6]:port or unix:/path, optionally followed by weight=N"
         ),
         ("backend = nowhere weight=2", "expected host:port, [v6]:port or unix:/path"),
+        ("x_sendfile = srv/downloads", "expected an absolute path"),
     ])
     func badPoolValues(line: String, expected: String) {
         let key = String(line.prefix { $0 != " " })

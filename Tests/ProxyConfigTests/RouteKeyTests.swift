@@ -13,7 +13,7 @@ import Testing
                     host = www.example.com api.example.com
                     pool = php
                     root = /var/www/app/
-                    index = start.php
+                    index = start.php  home.html
                     split_path = .php5
                     script = /var/www/app/front.php
                     param = APP_ENV production
@@ -30,7 +30,7 @@ import Testing
         #expect(route.hosts == ["example.com", "www.example.com", "api.example.com"])
         #expect(route.pool == "php")
         #expect(route.root == "/var/www/app")
-        #expect(route.index == "start.php")
+        #expect(route.index == ["start.php", "home.html"])
         #expect(route.splitPath == ".php5")
         #expect(route.script == "/var/www/app/front.php")
         #expect(route.params.map(\.name) == ["APP_ENV", "APP_NAME", "EMPTY", "SPACED"])
@@ -60,7 +60,18 @@ import Testing
         ("script = index.php", "expected an absolute path"),
         ("split_path = php", "expected an extension starting with \".\""),
         ("split_path = .", "expected an extension starting with \".\""),
-        ("index = /index.php", "expected a script name relative to the directory"),
+        ("index = /index.php", "expected file names in the directory, without \"/\""),
+        ("index = index.php sub/index.html", "expected file names in the directory, without \"/\""),
+        ("index = .index.html", "expected file names in the directory, without \"/\" and not starting with \".\""),
+        ("index = ", "expected file names in the directory"),
+        ("files = maybe", "expected on/off"),
+        ("symlinks = 2", "expected on/off"),
+        ("precompressed = gz", "expected on/off"),
+        ("internal = yes please", "expected on/off"),
+        ("fallback = index.php", "expected a URL path starting with \"/\", without a query"),
+        ("fallback = /index.php?$args", "expected a URL path starting with \"/\", without a query"),
+        ("fallback = /", "expected a URL path starting with \"/\""),
+        ("fallback = /../index.php", "expected a URL path starting with \"/\""),
         ("param = BAD-NAME x", "expected NAME VALUE, NAME made of letters, digits and \"_\""),
         ("param = ", "expected NAME VALUE"),
         ("host = exa mple.com/x", "expected host names"),
@@ -167,11 +178,11 @@ import Testing
         }
     }
 
-    @Test func routeWithoutPool() {
+    @Test func routeWithoutPoolNorRoot() {
         expectOneError(
-            minimalPool + "\n[route:lost]\nroot = /srv\n",
+            minimalPool + "\n[route:lost]\nmatch = /x/\n",
             line: 3,
-            startingWith: "route \"lost\" has no \"pool\""
+            startingWith: "route \"lost\" has no \"pool\" (nor a \"root\" to serve files from, nor a \"status\" to answer with)"
         )
     }
 
@@ -186,5 +197,63 @@ import Testing
     @Test func poolMayBeDefinedAfterTheRoute() {
         let config = parseValid("[route:r]\npool = php\nroot = /srv\n" + minimalPool)
         #expect(config?.routes.first?.pool == "php")
+    }
+
+    @Test func fileServingKeys() throws {
+        let route = try #require(
+            parseRoute("files = off\nfallback = /index.php\nsymlinks = off\nprecompressed = on\nindex = index.html"))
+        #expect(!route.files && !route.symlinks && route.precompressed && !route.internal)
+        #expect(route.fallback == "/index.php")
+        #expect(route.index == ["index.html"])
+        let files = try #require(parseValid(minimalPool + "\n[route:files]\nroot = /srv/static\ninternal = on\n")?.routes.first)
+        #expect(files.internal && files.pool.isEmpty && files.files && files.root == "/srv/static")
+    }
+
+    /// A route with a root and no pool serves files only; what runs a script needs a pool.
+    @Test func rootWithoutPoolServesFiles() {
+        let route = parseValid(minimalPool + "\n[route:static]\nmatch = /assets/\nroot = /srv/assets\n")?.routes.first
+        #expect(route?.pool == "" && route?.root == "/srv/assets")
+        expectOneError(
+            minimalPool + "\n[route:s]\nroot = /srv\nfallback = /index.php\n", line: 5,
+            startingWith: "route \"s\" has \"fallback\" but no \"pool\" to run it")
+        expectOneError(
+            minimalPool + "\n[route:s]\nroot = /srv\nscript = /srv/index.php\n", line: 5,
+            startingWith: "route \"s\" has \"script\" but no \"pool\" to run it")
+        expectOneError(
+            minimalPool + "\n[route:s]\nroot = /srv\nfiles = off\n", line: 5,
+            startingWith: "route \"s\" has \"files = off\" and no \"pool\": it serves nothing")
+    }
+
+    @Test(arguments: ["files = on", "symlinks = off", "precompressed = on", "fallback = /index.php", "index = a.php"])
+    func fileKeysNeedRoot(line: String) {
+        let key = line.prefix { $0 != " " }
+        expectOneError(
+            minimalPool + "\n[route:app]\npool = php\n\(line)\n", line: 5,
+            startingWith: "route \"app\" has \"\(key)\" but no \"root\": without one every path goes to the pool as PATH_INFO")
+    }
+
+    @Test(arguments: [
+        "files = on", "symlinks = off", "precompressed = on", "fallback = /index.php", "index = a.php", "internal = on",
+        "internal = off",
+    ])
+    func fileKeysHaveNoUseWithStatus(line: String) {
+        let key = line.prefix { $0 != " " }
+        expectOneError(
+            minimalPool + "\n[route:deny]\nstatus = 403\n\(line)\n", line: 5,
+            startingWith: "route \"deny\" answers with \"status\": \"\(key)\" has no use there")
+    }
+
+    @Test func internalRouteServesFilesOnly() {
+        expectOneError(
+            minimalPool + "\n[route:i]\nroot = /srv\npool = php\ninternal = on\n", line: 6,
+            startingWith: "route \"i\" is \"internal\" and has a \"pool\": an internal route serves files only")
+        #expect(parseRoute("internal = off")?.internal == false)
+    }
+
+    @Test func scriptAndFallbackExcludeEachOther() {
+        expectOneError(
+            minimalPool + "\n[route:r]\npool = php\nroot = /srv\nscript = /srv/index.php\nfallback = /index.php\n",
+            line: 7,
+            startingWith: "route \"r\" has both \"script\" and \"fallback\": both say what runs when no file fits")
     }
 }

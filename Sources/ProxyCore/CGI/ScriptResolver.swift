@@ -57,10 +57,11 @@ public struct ScriptResolver: Sendable {
     ///   PATH_INFO is the whole request path. The script is not stat'ed per request: it is fixed
     ///   configuration, and PHP-FPM answers 404 itself if it is missing.
     /// - Otherwise the script part ends right after the first `split_path` followed by `/` or the
-    ///   end of the path; when there is no such place and the path ends in `/`, `route.index` is
-    ///   appended and the split tried again (still none → 404). The script must be a regular
-    ///   file under the root (else 404). An empty `split_path` makes the whole path the script
-    ///   (with the index appended to a path ending in `/`).
+    ///   end of the path, and must be a regular file under the root (else 404). When there is no
+    ///   such place and the path ends in `/`, each name of `route.index` is appended in turn and
+    ///   the split tried again: the first that gives a regular file runs (none → 404). An empty
+    ///   `split_path` makes the whole path the script (with an index name appended to a path
+    ///   ending in `/`).
     ///
     /// A route without `root` fronts an application server (a Swift worker, any FastCGI app that
     /// is not a tree of scripts): nothing is looked up on disk; SCRIPT_NAME is the route's prefix
@@ -88,7 +89,7 @@ public struct ScriptResolver: Sendable {
     }
 
     private func resolve(
-        path: String, script: String?, root: String, index: String, splitPath: String, frontControllerName: String?
+        path: String, script: String?, root: String, index: [String], splitPath: String, frontControllerName: String?
     ) throws(HTTPError) -> ResolvedScript {
         if let script {
             return ResolvedScript(
@@ -101,26 +102,36 @@ public struct ScriptResolver: Sendable {
 
         // The split comes first so PATH_INFO only ever holds what the client sent: "/a.php/" is
         // a.php with PATH_INFO "/", not a.php with PATH_INFO "/index.php".
-        var fullPath = path
-        var found = Self.endOfScript(in: fullPath, splitPath: splitPath)
-        if found == nil && fullPath.hasSuffix("/") {
-            fullPath += index
-            found = Self.endOfScript(in: fullPath, splitPath: splitPath)
+        if let split = Self.split(path, splitPath: splitPath) {
+            let scriptFilename = Self.join(root: root, path: split.scriptName)
+            guard isRegularFile(scriptFilename) else {
+                throw HTTPError(404, "script is not a regular file: \(scriptFilename)")
+            }
+            return ResolvedScript(
+                scriptFilename: scriptFilename, scriptName: split.scriptName, pathInfo: split.pathInfo,
+                documentRoot: root)
         }
-        guard let scriptEnd = found else {
-            throw HTTPError(404, "no \(splitPath) script in path")
+        if path.hasSuffix("/") {
+            // The index names in order: the first that is a script and a regular file runs.
+            for name in index {
+                guard let split = Self.split(path + name, splitPath: splitPath) else { continue }
+                let scriptFilename = Self.join(root: root, path: split.scriptName)
+                if isRegularFile(scriptFilename) {
+                    return ResolvedScript(
+                        scriptFilename: scriptFilename, scriptName: split.scriptName, pathInfo: split.pathInfo,
+                        documentRoot: root)
+                }
+            }
+            throw HTTPError(404, "no index script in \(path)")
         }
-        let scriptName = String(fullPath[..<scriptEnd])
-        let scriptFilename = Self.join(root: root, path: scriptName)
-        guard isRegularFile(scriptFilename) else {
-            throw HTTPError(404, "script is not a regular file: \(scriptFilename)")
-        }
-        return ResolvedScript(
-            scriptFilename: scriptFilename,
-            scriptName: scriptName,
-            pathInfo: String(fullPath[scriptEnd...]),
-            documentRoot: root
-        )
+        throw HTTPError(404, "no \(splitPath) script in path")
+    }
+
+    /// The script part of `path` (SCRIPT_NAME) and the rest (PATH_INFO): the script ends right
+    /// after the first `splitPath` followed by `/` or the end; nil when there is no such place.
+    static func split(_ path: String, splitPath: String) -> (scriptName: String, pathInfo: String)? {
+        guard let end = endOfScript(in: path, splitPath: splitPath) else { return nil }
+        return (String(path[..<end]), String(path[end...]))
     }
 
     /// The index just after the first `splitPath` that is followed by `/` or the end.
@@ -140,7 +151,7 @@ public struct ScriptResolver: Sendable {
     }
 
     /// `path` always starts with "/"; a root of "/" must not produce "//".
-    private static func join(root: String, path: String) -> String {
+    static func join(root: String, path: String) -> String {
         root.hasSuffix("/") ? root + path.dropFirst() : root + path
     }
 
@@ -154,7 +165,7 @@ public struct ScriptResolver: Sendable {
         }
     }
 
-    private static func application(path: String, scriptName: String) -> ResolvedScript {
+    static func application(path: String, scriptName: String) -> ResolvedScript {
         // The router matched the prefix, so the path starts with it.
         let pathInfo = path.hasPrefix(scriptName) ? String(path.dropFirst(scriptName.count)) : path
         return ResolvedScript(scriptFilename: scriptName, scriptName: scriptName, pathInfo: pathInfo, documentRoot: "")
