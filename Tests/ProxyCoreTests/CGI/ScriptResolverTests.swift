@@ -164,3 +164,14 @@ extension ScriptResolverTests {
         expectStatus(404) { _ = try resolver.resolve(path: "/info.php/a", route: route) }
     }
 }
+
+extension ScriptResolverTests {
+    /// The index names in order: the first that is a script and a regular file runs.
+    @Test func indexNamesAreTriedInOrder() throws {
+        let route = RouteConfig(name: "r", pool: "p", root: root, index: ["missing.php", "page.html", "index.php"])
+        #expect(try resolver.resolve(path: "/", route: route).scriptName == "/index.php")
+        #expect(try resolver.resolve(path: "/dir/", route: route).scriptName == "/dir/index.php")
+        let none = RouteConfig(name: "r", pool: "p", root: root, index: ["missing.php", "page.html"])
+        expectStatus(404) { _ = try resolver.resolve(path: "/", route: none) }
+    }
+}

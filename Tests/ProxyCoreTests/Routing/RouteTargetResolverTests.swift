@@ -1,3 +1,4 @@
+import Foundation
 import ProxyConfig
 @testable import ProxyCore
 import Testing
@@ -196,5 +197,54 @@ import Testing
         #expect(RouteTargetResolver.hasHiddenSegment("/a/.well-known/x"))
         #expect(!RouteTargetResolver.hasHiddenSegment("/a.b/c."))
         #expect(!RouteTargetResolver.hasHiddenSegment("/"))
+    }
+}
+
+/// `RouteTargetResolver.live` against a temporary tree: stat(2) and lstat(2) themselves.
+@Suite final class RouteTargetResolverLiveTests {
+    private let root: String
+
+    init() throws {
+        let root = FileManager.default.temporaryDirectory
+            .appendingPathComponent("fcgiproxy-targets-\(UUID().uuidString)").path
+        let files = FileManager.default
+        for directory in ["real", "dir"] {
+            try files.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
+        }
+        #expect(files.createFile(atPath: root + "/real/a.txt", contents: Data("hello".utf8)))
+        #expect(files.createFile(atPath: root + "/dir/index.php", contents: Data("<?php".utf8)))
+        try files.createSymbolicLink(atPath: root + "/linked", withDestinationPath: root + "/real")
+        try files.createSymbolicLink(atPath: root + "/real/b.txt", withDestinationPath: root + "/real/a.txt")
+        self.root = root
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    private func route(symlinks: Bool) -> Router.Route {
+        Router.Route(config: RouteConfig(name: "r", pool: "php", root: root, symlinks: symlinks), poolIndex: 0)
+    }
+
+    @Test func statAndSymlinks() throws {
+        let live = RouteTargetResolver.live
+        guard case .file(let path, let info) = try live.resolve(path: "/real/a.txt", route: route(symlinks: false)) else {
+            Issue.record("not a file")
+            return
+        }
+        #expect(path == root + "/real/a.txt")
+        #expect(info.size == 5 && info.isRegular && !info.isDirectory && info.modified > 1_600_000_000)
+        #expect(try live.resolve(path: "/dir", route: route(symlinks: false)) == .directoryRedirect(location: "/dir/"))
+        if case .file = try live.resolve(path: "/linked/a.txt", route: route(symlinks: true)) {} else {
+            Issue.record("a link is followed with symlinks on")
+        }
+        expectStatus(403) { _ = try live.resolve(path: "/linked/a.txt", route: route(symlinks: false)) }
+        expectStatus(403) { _ = try live.resolve(path: "/real/b.txt", route: route(symlinks: false)) }
+        expectStatus(404) { _ = try live.resolve(path: "/real/missing.txt", route: route(symlinks: false)) }
+        #expect(live.containsSymlink(root + "/linked/a.txt", root))
+        #expect(!live.containsSymlink(root + "/real/a.txt", root))
+        #expect(live.containsSymlink("/elsewhere/a.txt", root))
+        #expect(live.stat(root + "/nothing") == nil)
+        #expect(live.stat(root + "/dir")?.isDirectory == true)
     }
 }
