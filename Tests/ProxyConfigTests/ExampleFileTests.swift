@@ -1,3 +1,4 @@
+import Foundation
 import ProxyConfig
 import Testing
 
@@ -44,6 +45,42 @@ import Testing
         var expectedPool = PoolConfig(name: "php", backends: [.unix(path: "/run/php/php8.2-fpm.sock")])
         expectedPool.line = try #require(config.pools.first).line
         #expect(config.pools.first == expectedPool)
+    }
+
+    /// `<package>/config/examples`, next to the annotated reference.
+    static let examplesDirectory: String = {
+        var components = examplePath.split(separator: "/", omittingEmptySubsequences: false)
+        components.removeLast()
+        return (components + ["examples"]).joined(separator: "/")
+    }()
+
+    /// Every ready-made configuration in config/examples loads without an error.
+    @Test func everyExampleConfigurationLoads() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: Self.examplesDirectory)
+            .filter { $0.hasSuffix(".ini") }.sorted()
+        #expect(names == ["laravel.ini", "mediawiki.ini", "symfony.ini", "wordpress.ini"])
+        for name in names {
+            let path = Self.examplesDirectory + "/" + name
+            do {
+                let config = try ConfigParser.load(path: path)
+                #expect(config.pools.map(\.name) == ["php"], "\(name)")
+                #expect(config.pools.first?.backends == [.unix(path: "/run/php/php8.2-fpm.sock")], "\(name)")
+                // Deny rules come before the route that serves the site.
+                let lastStatus = config.routes.lastIndex { $0.status != nil } ?? -1
+                let firstSite = config.routes.firstIndex { !$0.pool.isEmpty } ?? config.routes.count
+                #expect(lastStatus < firstSite, "\(name)")
+            } catch {
+                Issue.record("\(name):\n\(error)")
+            }
+        }
+    }
+
+    @Test func wordPressExampleSaysWhatItsGuideSays() throws {
+        let config = try ConfigParser.load(path: Self.examplesDirectory + "/wordpress.ini")
+        let site = try #require(config.routes.last)
+        #expect(site.match == .prefix("/") && site.fallback == "/index.php" && site.files)
+        #expect(site.index == ["index.php", "index.html"])
+        #expect(config.routes.first?.match == .exact("/wp-config.php"))
     }
 
     @Test func missingFileIsALineZeroError() {
