@@ -108,21 +108,11 @@ final class LoopResources {
 
     /// The IMF-fixdate for the Date header, formatted at most once a second per loop.
     func httpDate() -> String {
-        let now = time(nil)
-        if Int(now) != cachedDateSecond {
-            cachedDateSecond = Int(now)
-            cachedDate = Self.formatHTTPDate(now)
+        let now = Int(time(nil))
+        if now != cachedDateSecond {
+            cachedDateSecond = now
+            cachedDate = HTTPDate.format(now)
         }
         return cachedDate
-    }
-
-    static func formatHTTPDate(_ seconds: time_t) -> String {
-        var seconds = seconds
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        // strftime's %a/%b follow the C locale, which is what HTTP wants.
-        var buffer = [CChar](repeating: 0, count: 40)
-        let count = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
-        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
