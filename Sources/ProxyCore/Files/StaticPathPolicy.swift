@@ -1,0 +1,50 @@
+/// Which request paths must never be answered from the file system as bytes, whatever the
+/// files are: dotfiles (`.git/`, `.env`, `.htpasswd`) leak secrets, and a PHP source file —
+/// or an editor's or deploy tool's copy of one, `index.php~`, `config.php.bak` — leaks code
+/// and credentials the interpreter would have kept to itself.
+enum StaticPathPolicy {
+    /// Whether any segment of `path` (normalized, starting with `/`) begins with a dot. The
+    /// first segment may be exactly `.well-known` (RFC 8615: ACME challenges, security.txt…);
+    /// the segments below it are still checked, so `/.well-known/.secret` is hidden.
+    static func isHidden(_ path: Substring) -> Bool {
+        var isFirst = true
+        for segment in path.utf8.split(separator: UInt8(ascii: "/")) {
+            defer { isFirst = false }
+            guard segment.first == UInt8(ascii: ".") else { continue }
+            if isFirst, segment.elementsEqual(".well-known".utf8) { continue }
+            return true
+        }
+        return false
+    }
+
+    /// Whether the last segment of `path` looks like a script: it contains `.php` anywhere,
+    /// ASCII case-insensitively (`x.PHP`, `a.phps`, `a.php5`, `index.php~`, `a.php.bak`), or,
+    /// when `splitPath` (the configured script suffix) is neither empty nor `.php`, contains
+    /// that. Such a file is never sent as bytes: it is either run by the backend or refused.
+    static func mayBeScript(_ path: Substring, splitPath: String) -> Bool {
+        let name = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).last ?? path.utf8
+        if contains(name, ".php".utf8) { return true }
+        guard !splitPath.isEmpty, !splitPath.utf8.elementsEqual(".php".utf8) else { return false }
+        return contains(name, splitPath.utf8)
+    }
+
+    /// Whether `needle` occurs in `haystack`, ASCII letters compared case-insensitively.
+    private static func contains(_ haystack: Substring.UTF8View, _ needle: some Collection<UInt8>) -> Bool {
+        let needle = Array(needle)
+        guard !needle.isEmpty else { return true }
+        let bytes = Array(haystack)
+        guard bytes.count >= needle.count else { return false }
+        for start in 0...(bytes.count - needle.count) {
+            var index = 0
+            while index < needle.count, lowercased(bytes[start + index]) == lowercased(needle[index]) {
+                index += 1
+            }
+            if index == needle.count { return true }
+        }
+        return false
+    }
+
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+    }
+}
