@@ -28,18 +28,25 @@ enum StaticPathPolicy {
         return contains(name, splitPath.utf8)
     }
 
-    /// Whether `needle` occurs in `haystack`, ASCII letters compared case-insensitively.
+    /// Whether `needle` occurs in `haystack`, ASCII letters compared case-insensitively (per
+    /// request: no arrays built).
     private static func contains(_ haystack: Substring.UTF8View, _ needle: some Collection<UInt8>) -> Bool {
-        let needle = Array(needle)
-        guard !needle.isEmpty else { return true }
-        let bytes = Array(haystack)
-        guard bytes.count >= needle.count else { return false }
-        for start in 0...(bytes.count - needle.count) {
-            var index = 0
-            while index < needle.count, lowercased(bytes[start + index]) == lowercased(needle[index]) {
-                index += 1
+        guard let first = needle.first.map(lowercased) else { return true }
+        var start = haystack.startIndex
+        while start != haystack.endIndex {
+            if lowercased(haystack[start]) == first {
+                var candidate = start
+                var matched = true
+                for byte in needle {
+                    guard candidate != haystack.endIndex, lowercased(haystack[candidate]) == lowercased(byte) else {
+                        matched = false
+                        break
+                    }
+                    haystack.formIndex(after: &candidate)
+                }
+                if matched { return true }
             }
-            if index == needle.count { return true }
+            haystack.formIndex(after: &start)
         }
         return false
     }

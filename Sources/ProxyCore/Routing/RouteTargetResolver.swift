@@ -48,7 +48,7 @@ struct RouteTargetResolver: Sendable {
         // A front controller without files looks nothing up: the path is only its PATH_INFO (a
         // wiki's article ".NET" is no hidden file).
         let namesNoFile = config.script != nil && !config.files
-        if !namesNoFile && Self.hasHiddenSegment(path) {
+        if !namesNoFile && StaticPathPolicy.isHidden(path[...]) {
             throw HTTPError(404, "hidden path segment in \(path)")
         }
         let hasPool = !config.pool.isEmpty
@@ -57,7 +57,7 @@ struct RouteTargetResolver: Sendable {
         let runsIndexScripts = hasPool && config.script == nil
 
         // 2. The file itself, or its directory.
-        if !Self.looksLikeScript(Self.lastSegment(of: path), splitPath: config.splitPath) {
+        if !StaticPathPolicy.mayBeScript(Self.lastSegment(of: path), splitPath: config.splitPath) {
             let isDirectoryPath = path.hasSuffix("/")
             if config.files {
                 let name = ScriptResolver.join(root: root, path: isDirectoryPath ? String(path.dropLast()) : path)
@@ -121,7 +121,7 @@ struct RouteTargetResolver: Sendable {
         of path: String, route: RouteConfig, scripts: Bool, files: Bool
     ) throws(HTTPError) -> RouteTarget? {
         for name in route.index {
-            let isScript = Self.looksLikeScript(Substring(name), splitPath: route.splitPath)
+            let isScript = StaticPathPolicy.mayBeScript(Substring(name), splitPath: route.splitPath)
             guard isScript ? scripts : files else { continue }
             let fileName = ScriptResolver.join(root: route.root, path: path + name)
             guard let info = stat(fileName), info.isRegular else { continue }
@@ -141,31 +141,11 @@ struct RouteTargetResolver: Sendable {
         }
     }
 
-    /// Whether a segment starts with `.`, other than a first segment `.well-known` (RFC 8615).
-    static func hasHiddenSegment(_ path: String) -> Bool {
-        var first = true
-        for segment in path.utf8.split(separator: UInt8(ascii: "/")) {
-            defer { first = false }
-            guard segment.first == UInt8(ascii: ".") else { continue }
-            if first && segment.elementsEqual(".well-known".utf8) { continue }
-            return true
-        }
-        return false
-    }
-
     /// The last non-empty segment: `c` for `/a/b/c` and for `/a/b/c/`.
     private static func lastSegment(of path: String) -> Substring {
         let trimmed = path.hasSuffix("/") ? path.dropLast() : path[...]
         guard let slash = trimmed.lastIndex(of: "/") else { return trimmed }
         return trimmed[trimmed.index(after: slash)...]
-    }
-
-    /// Whether a file name may be a script, which is never sent as bytes: it contains `.php`, or
-    /// the route's `split_path`, in any ASCII case (`a.PHP`, `a.php5`, `a.php.txt` all count).
-    private static func looksLikeScript(_ name: Substring, splitPath: String) -> Bool {
-        let lowered = name.lowercased()
-        if lowered.contains(".php") { return true }
-        return !splitPath.isEmpty && lowered.contains(splitPath.lowercased())
     }
 }
 

@@ -189,15 +189,6 @@ import Testing
             try resolver.resolve(path: "/a.css", route: Self.route(root: "/"))
                 == .file(path: "/a.css", info: FileInfo(size: 1, modified: 2, isDirectory: false, isRegular: true)))
     }
-
-    @Test func hiddenSegments() {
-        #expect(RouteTargetResolver.hasHiddenSegment("/.env"))
-        #expect(RouteTargetResolver.hasHiddenSegment("/a/.b/c"))
-        #expect(!RouteTargetResolver.hasHiddenSegment("/.well-known/acme-challenge/t"))
-        #expect(RouteTargetResolver.hasHiddenSegment("/a/.well-known/x"))
-        #expect(!RouteTargetResolver.hasHiddenSegment("/a.b/c."))
-        #expect(!RouteTargetResolver.hasHiddenSegment("/"))
-    }
 }
 
 /// `RouteTargetResolver.live` against a temporary tree: stat(2) and lstat(2) themselves.
