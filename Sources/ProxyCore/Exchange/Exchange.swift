@@ -83,8 +83,22 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     private var headWritten = false
     /// Nothing more goes to the client: the response ended or the connection is gone.
     private var finished = false {
-        didSet { if finished { cancelTimer() } }
+        didSet {
+            if finished {
+                cancelTimer()
+                // Its descriptor closes once the writes under way no longer need it.
+                fileBody?.close()
+                fileBody = nil
+            }
+        }
     }
+    /// The body of a static file being sent.
+    private var fileBody: StaticFileBody?
+    /// The request was routed again by a backend's X-Accel-Redirect: `internal` routes take it.
+    private var isInternalRedirect = false
+    /// Fields of a backend's response that its X-Accel-Redirect or X-Sendfile keeps for the
+    /// file's response (nginx keeps the same ones).
+    private var keptFields: [(name: String, value: String)] = []
     private var stderrLines = 0
     /// For the access log.
     private var responseStatus = 0
@@ -215,11 +229,27 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         }
         // Set before the script check: its 404 counts under the route (metrics).
         self.route = matched
+        if matched.config.internal, !isInternalRedirect {
+            // As nginx's `internal`: clients do not learn that the route exists.
+            throw HTTPError(404, "route \(matched.config.name) is internal")
+        }
         if let status = matched.config.status {
             // A deny rule (or a fixed answer): no script is looked up, no backend asked.
             throw HTTPError(status, "route \(matched.config.name) answers \(status)")
         }
-        let script = try shared.scriptResolver.resolve(path: requestPath.path, route: matched)
+        let script: ResolvedScript
+        switch try shared.targetResolver.resolve(path: requestPath.path, route: matched) {
+        case .script(let resolved):
+            script = resolved
+        case .file(let path, _):
+            try serveFile(path: path)
+            return
+        case .directoryRedirect(let location):
+            let query = requestPath.query.isEmpty ? "" : "?" + requestPath.query
+            throw HTTPError(
+                301, "directory without trailing slash",
+                fields: [HTTPError.Field("Location", Self.percentEncodedPath(location) + query)])
+        }
         guard let poolIndex = matched.poolIndex else {
             throw HTTPError(500, "route \(matched.config.name) names unknown pool \(matched.config.pool)")
         }
@@ -602,9 +632,11 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     private func responseHeadReceived(_ cgiHead: CGIResponseHead, body: ByteBuffer) {
         if case .localRedirect(let location) = cgiHead.kind {
+            keptFields = []
             redirect(to: location)
             return
         }
+        if fileRedirect(cgiHead) { return }
         var cgiHead = cgiHead
         if let added = route?.config.headers, !added.isEmpty, cgiHead.status < 400 {
             // The route's `header` lines, after the backend's own (nginx's add_header).
@@ -896,7 +928,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     func frontendWritabilityChanged(isWritable: Bool) {
         guard isWritable else { return }
-        if spool != nil {
+        if fileBody != nil {
+            pumpFile()
+        } else if spool != nil {
             // The backend resumes when the spool is empty, if it had to pause.
             drainSpool()
         } else {
@@ -927,7 +961,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     // MARK: Ending
 
-    private func redirect(to location: String) {
+    private func redirect(to location: String, internal isInternal: Bool = false) {
         redirects += 1
         guard redirects <= Self.maxRedirects else {
             abandonBackend()
@@ -936,8 +970,10 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         }
         // The rest of this response is not wanted: abort it rather than drain it.
         abandonBackend()
-        head.method = .GET
+        // nginx keeps HEAD through an X-Accel-Redirect: the file's response has no body then.
+        head.method = isInternal && isHead ? .HEAD : .GET
         head.uri = location
+        isInternalRedirect = isInternal
         head.headers.remove(name: "content-length")
         head.headers.remove(name: "content-type")
         head.headers.remove(name: "transfer-encoding")
@@ -997,6 +1033,175 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         // ends it, or the grace ends. Without the whole body, the backend notices the close.
         let grace = stdinEnded ? TimeAmount(shared.pools[poolIndex].config.abortGrace) : nil
         connection.abort(requestID: requestID, grace: grace)
+    }
+
+    // MARK: Static files
+
+    /// Sends the regular file at `path` (or its precompressed sibling) as the response: GET and
+    /// HEAD only, conditionals and ranges answered here, the body from the file itself.
+    /// `anyMethod`: the backend chose the file (X-Sendfile) for whatever the request was.
+    private func serveFile(path: String, anyMethod: Bool = false) throws(HTTPError) {
+        guard anyMethod || head.method == .GET || head.method == .HEAD else {
+            throw HTTPError(
+                405, "\(head.method) on a static file", fields: [HTTPError.Field("Allow", "GET, HEAD")])
+        }
+        let precompressed = route?.config.precompressed ?? false
+        var coding: PrecompressedCoding?
+        var opened: StaticFile?
+        if precompressed {
+            for candidate in PrecompressedCoding.accepted(acceptEncoding: head.headers.first(name: "accept-encoding")) {
+                if let file = try StaticFile.opened(at: path + candidate.fileSuffix) {
+                    opened = file
+                    coding = candidate
+                    break
+                }
+            }
+        }
+        if opened == nil { opened = try StaticFile.opened(at: path) }
+        guard let file = opened else {
+            throw HTTPError(404, "no file \(path)")
+        }
+        var contentType: String?
+        var extraFields: [(name: String, value: String)] = []
+        for field in keptFields {
+            if field.name.utf8.count == 12, field.name.equalsLowercasedASCII("content-type") {
+                contentType = field.value
+            } else {
+                extraFields.append(field)
+            }
+        }
+        keptFields = []
+        if let added = route?.config.headers { extraFields += added }
+        let response = StaticFileResponse(
+            request: head,
+            file: StaticFileResponse.File(
+                validators: FileValidators(size: file.size, modified: file.modified),
+                contentType: contentType ?? shared.mediaTypes.contentType(forPath: path[...]),
+                coding: coding, varyOnEncoding: precompressed),
+            extraFields: extraFields, allocator: frontend.allocator,
+            boundary: { [startTime] in MultipartByteRanges.makeBoundary(UInt64(startTime.uptimeNanoseconds)) })
+
+        if case .none = bodyMode {} else if !requestEnded {
+            // A body nobody reads would be parsed as the next request.
+            frontend.closeAfterCurrentResponse()
+        }
+        headWritten = true
+        responseStatus = response.head.status
+        responseState = .done
+        let hasBody = !response.body.isEmpty
+        frontend.writeResponseHead(response.head, request: head, hasBody: hasBody, firstBody: ByteBuffer())
+        guard hasBody else {
+            try? file.handle.close()
+            endResponse(truncated: false, remaining: 0)
+            return
+        }
+        fileBody = StaticFileBody(handle: file.handle, pieces: response.body)
+        pumpFile()
+    }
+
+    /// Hands the file to the client while it takes it; ends the response with the last piece.
+    private func pumpFile() {
+        guard let body = fileBody, !finished else { return }
+        do {
+            let progress = try body.pump(to: frontend, eventLoop: frontend.resources.eventLoop)
+            bytesSent += progress.bytes
+            if progress.done {
+                endResponse(truncated: false, remaining: 0)
+                return
+            }
+            frontend.flush()
+            // The client does not take it as fast: the send clock (min_send_rate) runs.
+            startSendWindow()
+        } catch {
+            shared.logger.error("\(error.reason); response cut", metadata: logMetadata)
+            abortResponse(reset: false)
+        }
+    }
+
+    /// X-Accel-Redirect (a path routed again, `internal` routes included) or X-Sendfile (a file
+    /// under the pool's `x_sendfile`): the backend's body is dropped, the file is the response.
+    /// False when the head asks for neither.
+    private func fileRedirect(_ cgiHead: CGIResponseHead) -> Bool {
+        var accel: String?
+        var sendfile: String?
+        for field in cgiHead.headers {
+            switch field.name.utf8.count {
+            case 16 where field.name.equalsLowercasedASCII("x-accel-redirect"): accel = field.value
+            case 10 where field.name.equalsLowercasedASCII("x-sendfile"): sendfile = field.value
+            default: break
+            }
+        }
+        guard accel != nil || sendfile != nil else { return false }
+        keptFields = cgiHead.headers.filter { Self.keptByFileRedirect.contains($0.name.lowercased()) }
+        if let accel {
+            guard accel.first == "/" else {
+                abandonBackend()
+                fail(HTTPError(502, "X-Accel-Redirect is not a path: \(accel)"))
+                return true
+            }
+            redirect(to: accel, internal: true)
+            return true
+        }
+        abandonBackend()
+        responseState = .done
+        let directory = shared.pools[poolIndex].config.xSendfile
+        guard let sendfile, let directory, Self.isFile(sendfile, inside: directory) else {
+            let reason =
+                directory == nil
+                ? "X-Sendfile from pool \(shared.pools[poolIndex].config.name) without x_sendfile"
+                : "X-Sendfile outside x_sendfile: \(sendfile ?? "")"
+            shared.logger.error("\(reason)", metadata: logMetadata)
+            fail(HTTPError(500, reason))
+            return true
+        }
+        do {
+            try serveFile(path: sendfile, anyMethod: true)
+        } catch {
+            fail(error)
+        }
+        return true
+    }
+
+    /// The backend's fields an X-Accel-Redirect or X-Sendfile response keeps (nginx's list).
+    private static let keptByFileRedirect: Set<String> = [
+        "content-type", "content-disposition", "cache-control", "expires", "set-cookie",
+    ]
+
+    /// `path` is absolute, names something below `directory`, and has no `.`, `..` or empty
+    /// segment that could lead out of it.
+    static func isFile(_ path: String, inside directory: String) -> Bool {
+        let prefix = directory == "/" ? "/" : directory + "/"
+        guard path.hasPrefix(prefix), path.utf8.count > prefix.utf8.count, !path.utf8.contains(0) else {
+            return false
+        }
+        for segment in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst() {
+            if segment.isEmpty || segment.elementsEqual(".".utf8) || segment.elementsEqual("..".utf8) {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// A decoded path as a `Location` value: bytes outside RFC 3986's unreserved set, `/` and
+    /// sub-delimiters are percent-encoded.
+    static func percentEncodedPath(_ path: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(path.utf8.count)
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"):
+                out.append(byte)
+            case _ where "-._~/!$&'()*+,;=:@".utf8.contains(byte):
+                out.append(byte)
+            default:
+                out.append(UInt8(ascii: "%"))
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0x0F)])
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     // MARK: Timer: body and send progress
@@ -1121,7 +1326,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 bodyBytesIn: bodyReceived,
                 bodyBytesOut: bytesSent,
                 route: routeID,
-                pool: route == nil ? nil : poolIndex,
+                pool: route?.poolIndex == nil ? nil : poolIndex,
                 backend: backendIndex,
                 start: startTime,
                 upstreamStart: upstreamStart,

@@ -42,6 +42,12 @@ protocol ExchangeFrontend: AnyObject {
     func writeResponseHead(_ head: CGIResponseHead, request: HTTPRequestHead, hasBody: Bool, firstBody: ByteBuffer)
     /// Writes response body bytes (never empty); framing is the front end's business.
     func writeResponseBody(_ data: ByteBuffer)
+    /// Whether ``writeResponseFile(_:promise:)`` may be used: the socket takes file regions
+    /// (sendfile), which a TLS or HTTP/2 framing layer cannot.
+    var canSendFileRegion: Bool { get }
+    /// Writes part of a file as response body, the kernel copying it to the socket; `promise`
+    /// completes when the write did (or failed), after which the descriptor may be closed.
+    func writeResponseFile(_ region: FileRegion, promise: EventLoopPromise<Void>)
     func flush()
     /// A complete small response for an error the proxy decided; the caller then calls
     /// ``finish(_:keepAlive:now:)``. Returns the body bytes written (for the access log).

@@ -10,12 +10,28 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     public var closeConnection: Bool
     /// Seconds for a `Retry-After` header (503 from a full or timed-out queue).
     public var retryAfter: Int?
+    /// Fields the status needs besides the page's own: `Location` of a 301, `Allow` of a 405.
+    public var fields: [Field]
 
-    public init(_ status: Int, _ reason: String, closeConnection: Bool = false, retryAfter: Int? = nil) {
+    /// One response field.
+    public struct Field: Sendable, Equatable {
+        public var name: String
+        public var value: String
+
+        public init(_ name: String, _ value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public init(
+        _ status: Int, _ reason: String, closeConnection: Bool = false, retryAfter: Int? = nil, fields: [Field] = []
+    ) {
         self.status = status
         self.reason = reason
         self.closeConnection = closeConnection
         self.retryAfter = retryAfter
+        self.fields = fields
     }
 
     public var description: String { "\(status) \(reason)" }

@@ -5,7 +5,8 @@ import NIOHTTP1
 /// and one set of fields for HTTP/1 and HTTP/2, so the two never drift apart.
 struct ErrorPage {
     let body: ByteBuffer
-    /// Content-Type, Content-Length and, for a 503 that says when to come back, Retry-After.
+    /// Content-Type, Content-Length and, for a 503 that says when to come back, Retry-After;
+    /// then the error's own fields.
     /// (The HTTP/2 session lowercases names as it encodes them.)
     let fields: [(name: String, value: String)]
 
@@ -21,6 +22,9 @@ struct ErrorPage {
         ]
         if let retryAfter = error.retryAfter {
             fields.append(("Retry-After", String(retryAfter)))
+        }
+        for field in error.fields {
+            fields.append((field.name, field.value))
         }
         self.body = body
         self.fields = fields

@@ -11,6 +11,10 @@ public final class ProxyContext: Sendable {
     public let configuration: ProxyConfiguration
     public let router: Router
     public let scriptResolver: ScriptResolver
+    /// What a request path is under a route: file, directory, script (the filesystem's view).
+    let targetResolver = RouteTargetResolver.live
+    /// Content-Type of static files by extension (`/etc/mime.types`, else a built-in table).
+    let mediaTypes = MediaTypes.load()
     /// Pools in configuration order, their backend addresses resolved.
     public let pools: [ResolvedPool]
     public let logger: Logger

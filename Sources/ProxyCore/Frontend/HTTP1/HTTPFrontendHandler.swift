@@ -506,6 +506,19 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         context.write(wrapOutboundOut(data), promise: nil)
     }
 
+    /// A body of known length only (static files): no chunk framing around the region.
+    var canSendFileRegion: Bool { !connectionInfo.isTLS && !responseChunked }
+
+    func writeResponseFile(_ region: FileRegion, promise: EventLoopPromise<Void>) {
+        guard let context else {
+            promise.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        // Below this handler there is only the socket (a TLS handler would take ByteBuffers
+        // only, hence canSendFileRegion).
+        context.write(NIOAny(IOData.fileRegion(region)), promise: promise)
+    }
+
     /// `data` framed as the response needs, copied into `buffer`.
     private func appendBody(_ data: ByteBuffer, to buffer: inout ByteBuffer) {
         if responseChunked {

@@ -133,6 +133,13 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
         session.sendResponseBody(streamID: streamID, data, endStream: false)
     }
 
+    /// DATA frames carry the file: it is read in chunks (StaticFileBody).
+    var canSendFileRegion: Bool { false }
+
+    func writeResponseFile(_ region: FileRegion, promise: EventLoopPromise<Void>) {
+        promise.fail(ChannelError.operationUnsupported)
+    }
+
     func flush() {
         connection.flushOutput()
     }
