@@ -32,13 +32,6 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         case buffered(SpillBuffer)
     }
 
-    private enum ResponseState {
-        case waitingForHead(CGIResponseHeadParser)
-        /// `remaining` is nil when the backend gave no Content-Length.
-        case streaming(remaining: Int?, sendBody: Bool)
-        case done
-    }
-
     private var bodyMode: BodyMode = .none
     private var bodyReceived = 0
     private var requestEnded = false
@@ -69,29 +62,17 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// The spool's file writes fell behind and the backend's reads are paused until they
     /// catch up.
     private var diskPausedBackend = false
-    /// END_REQUEST came while the spool still held bytes: the response ends once it drained.
-    /// `truncated` when the backend's body was shorter than its Content-Length.
-    private var endAfterSpool: (truncated: Bool, remaining: Int)?
     /// Our place in the pool from lease to END_REQUEST (nil before and after).
     private var ticket: FastCGIConnectionPool.Ticket?
     private var stdinEnded = false
-    private var redirects = 0
 
-    private var responseState: ResponseState = .waitingForHead(CGIResponseHeadParser())
-    /// Any STDOUT from the current backend attempt (a retry is then no longer safe).
-    private var receivedStdout = false
-    private var headWritten = false
+    /// Where the exchange is and what each event means there (no I/O).
+    private var machine = ExchangeStateMachine()
+    /// The current backend attempt's response head, until it is complete.
+    private var headParser = CGIResponseHeadParser()
     /// Nothing more goes to the client: the response ended or the connection is gone.
-    private var finished = false {
-        didSet {
-            if finished {
-                cancelTimer()
-                // Its descriptor closes once the writes under way no longer need it.
-                fileBody?.close()
-                fileBody = nil
-            }
-        }
-    }
+    private var finished: Bool { machine.isDone }
+    private var headWritten: Bool { machine.headWritten }
     /// The body of a static file being sent.
     private var fileBody: StaticFileBody?
     /// The request was routed again by a backend's X-Accel-Redirect: `internal` routes take it.
@@ -114,10 +95,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     /// Pending request-body bytes that make us stop reading the client.
     private static let pendingBodyLimit = 256 * 1024
-    /// Longest local redirect chain (RFC 3875 §6.2.2 re-dispatch), as nginx's limit of 10.
-    private static let maxRedirects = 10
     private static let maxStderrLinesPerRequest = 50
-    private static let nonIdempotent: [HTTPMethod] = [.POST, .PATCH, .LOCK]
 
     /// What `validateHead` needs to know of the fields, from one pass over them (names by length
     /// first, then an ASCII case-insensitive compare) instead of one search per name.
@@ -274,13 +252,16 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 // The proxy will read the body: now is the time for 100 Continue.
                 sendContinueIfWanted()
                 deferredParams = (requestPath, script)
+                _ = machine.backendChosen(bufferBody: true)
                 return
             }
             contentLength = buffer.length
         }
         try prepareParams(requestPath: requestPath, script: script, contentLength: contentLength)
         sendContinueIfWanted()
-        connect(now: now ?? .now())
+        if machine.backendChosen(bufferBody: false) {
+            connect(now: now ?? .now())
+        }
     }
 
     private var deferredParams: (RequestPath, ResolvedScript)?
@@ -412,14 +393,13 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// retry is safe (an HTTP/2 stream: REFUSED_STREAM, the connection's other streams go on);
     /// otherwise answers `error`.
     private func refuse(_ error: HTTPError) {
-        guard !finished, !headWritten, upstreamStart == nil, ticket == nil, connection == nil,
-            frontend.canRefuseRequest
-        else {
+        let backendAsked = upstreamStart != nil || ticket != nil || connection != nil
+        guard machine.mayRefuse(protocolCanRefuse: frontend.canRefuseRequest, backendAsked: backendAsked) else {
             fail(error)
             return
         }
-        finished = true
-        responseState = .done
+        _ = machine.close()
+        didEnd()
         // The status the client would have got: the access log and metrics count it as such.
         responseStatus = error.status
         shared.logger.notice("refused \(head.method) \(head.uri): \(error.reason)", metadata: logMetadata)
@@ -443,7 +423,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             deferredParams = nil
             do {
                 try prepareParams(requestPath: requestPath, script: script, contentLength: buffer.length)
-                connect()
+                if machine.bodyBuffered() { connect() }
             } catch {
                 fail(error)
             }
@@ -493,7 +473,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     private func connected(_ connection: FastCGIConnection) {
-        guard !finished, paramsInput != nil else {
+        guard paramsInput != nil, machine.connected() else {
             // Nobody wants it any more: take the slot and give it straight back.
             let id = connection.startRequest(receiver: self, readTimeout: .seconds(1))
             connection.abort(requestID: id)
@@ -503,8 +483,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         let now = leaseTime ?? NIODeadline.now()
         if upstreamStart == nil { upstreamStart = now }
         backendIndex = connection.backendIndex
-        responseState = .waitingForHead(CGIResponseHeadParser())
-        receivedStdout = false
+        headParser = CGIResponseHeadParser()
         let readTimeout = TimeAmount(shared.pools[poolIndex].config.readTimeout)
         requestID = connection.startRequest(receiver: self, readTimeout: readTimeout, now: now)
         if case .none = bodyMode {
@@ -599,33 +578,30 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     // MARK: FastCGIResponseReceiver
 
     func backendStdout(_ data: ByteBuffer) {
-        receivedStdout = true
-        switch responseState {
-        case .waitingForHead(var parser):
+        machine.stdoutReceived()
+        switch machine.state {
+        case .sending:
             var data = data
-            // Park a placeholder so the parser's storage is not shared while it mutates.
-            responseState = .done
-            if parser.needsFieldStorage {
+            if headParser.needsFieldStorage {
                 // Taken now, not at connect: the head is usually parsed and written in this
                 // call, and the list is back (keepFieldList) before any other exchange asks.
-                parser.useFieldStorage(frontend.resources.takeFieldList())
+                headParser.useFieldStorage(frontend.resources.takeFieldList())
             }
             do {
-                switch try parser.feed(&data) {
+                switch try headParser.feed(&data) {
                 case .needMoreData:
-                    responseState = .waitingForHead(parser)
+                    return
                 case .head(let cgiHead, let body):
                     responseHeadReceived(cgiHead, body: body)
                 }
             } catch {
-                responseState = .done
                 shared.logger.error("bad response head from backend: \(error.reason)", metadata: logMetadata)
                 abandonBackend()
                 fail(HTTPError(502, error.reason))
             }
         case .streaming:
             writeResponseBody(data)
-        case .done:
+        default:
             return
         }
     }
@@ -643,19 +619,20 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             cgiHead.headers += added
         }
         let status = cgiHead.status
-        let sendBody = !isHead && status != 204 && status != 304 && !(100..<200).contains(status)
-        headWritten = true
+        guard case .send(let sendBody) = machine.responseHead(
+            status: status, contentLength: cgiHead.contentLength, isHeadRequest: isHead)
+        else { return }
         responseStatus = status
-        responseState = .streaming(remaining: sendBody ? cgiHead.contentLength : 0, sendBody: sendBody)
         var firstBody = body
-        if sendBody, let length = cgiHead.contentLength {
+        if sendBody {
             // Bytes beyond the backend's own Content-Length are cut, never passed on.
-            if firstBody.readableBytes > length {
-                firstBody = firstBody.getSlice(at: firstBody.readerIndex, length: length)!
+            let passed = machine.responseBody(firstBody.readableBytes)
+            if passed < firstBody.readableBytes {
+                firstBody = firstBody.getSlice(at: firstBody.readerIndex, length: passed)!
             }
-            responseState = .streaming(remaining: length - firstBody.readableBytes, sendBody: true)
+        } else {
+            firstBody.clear()
         }
-        if !sendBody { firstBody.clear() }
         bytesSent += firstBody.readableBytes
         frontend.writeResponseHead(cgiHead, request: head, hasBody: sendBody, firstBody: firstBody)
         frontend.resources.keepFieldList(cgiHead.headers)
@@ -663,15 +640,12 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     }
 
     private func writeResponseBody(_ data: ByteBuffer) {
-        guard case .streaming(let remaining, let sendBody) = responseState, sendBody else { return }
+        // Bytes beyond the backend's own Content-Length are cut, never passed on.
+        let passed = machine.responseBody(data.readableBytes)
+        guard passed > 0 else { return }
         var data = data
-        if let remaining {
-            // Bytes beyond the backend's own Content-Length are cut, never passed on.
-            guard remaining > 0 else { return }
-            if data.readableBytes > remaining {
-                data = data.getSlice(at: data.readerIndex, length: remaining)!
-            }
-            responseState = .streaming(remaining: remaining - data.readableBytes, sendBody: true)
+        if passed < data.readableBytes {
+            data = data.getSlice(at: data.readerIndex, length: passed)!
         }
         if spool != nil {
             holdForSlowClient(data)
@@ -779,10 +753,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                         connection?.resumeReading()
                     }
                     frontend.flush()
-                    if let end = endAfterSpool {
-                        endAfterSpool = nil
-                        endResponse(truncated: end.truncated, remaining: end.remaining)
-                    }
+                    end(machine.spoolDrained())
                     return
                 }
                 bytesSent += chunk.readableBytes
@@ -792,24 +763,45 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         } catch {
             shared.logger.error("\(error.reason)", metadata: logMetadata)
             self.spool = nil
-            finished = true
+            _ = machine.close()
+            didEnd()
             logAccess()
             frontend.abort(self, reset: false)
         }
     }
 
-    /// The response body is complete (or, `truncated`, the backend sent less than it announced).
-    /// `now`: the clock reading of the backend's end, when the response ends with it.
-    private func endResponse(truncated: Bool, remaining: Int, now: NIODeadline? = nil) {
-        finished = true
-        logAccess(now: now)
-        if truncated {
-            // Short body: the client must see a truncated response, not a clean end.
-            shared.logger.error("backend response shorter than its Content-Length by \(remaining) bytes", metadata: logMetadata)
-            frontend.abort(self, reset: false)
-        } else {
+    /// Carries out how the machine says the response ends. `now`: the clock reading of the
+    /// backend's end, when the response ends with it.
+    private func end(_ action: ExchangeStateMachine.EndAction, now: NIODeadline? = nil) {
+        switch action {
+        case .finish:
+            didEnd()
+            logAccess(now: now)
             frontend.finish(self, keepAlive: keepAliveRequested, now: now)
+        case .truncated(let missing):
+            // Short body: the client must see a truncated response, not a clean end.
+            didEnd()
+            logAccess(now: now)
+            shared.logger.error("backend response shorter than its Content-Length by \(missing) bytes", metadata: logMetadata)
+            frontend.abort(self, reset: false)
+        case .waitForSpool:
+            // The backend is done (its slot is free again); the client still has to read.
+            // Writes of this read burst are not flushed yet (the connection's read-complete
+            // no longer reaches us): flushing lets the socket drain and the spool follow.
+            frontend.flush()
+        case .noHead:
+            fail(HTTPError(502, "backend ended the request without a response head"))
+        case .ignore:
+            return
         }
+    }
+
+    /// What ends with the exchange whichever way it ends: its timer and its file.
+    private func didEnd() {
+        cancelTimer()
+        // Its descriptor closes once the writes under way no longer need it.
+        fileBody?.close()
+        fileBody = nil
     }
 
     func backendStderr(_ data: ByteBuffer) {
@@ -844,24 +836,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             connection.retire()
         }
         guard !finished else { return }
-        switch responseState {
-        case .waitingForHead:
-            fail(HTTPError(502, "backend ended the request without a response head"))
-        case .streaming(let remaining, _):
-            responseState = .done
-            let truncated = (remaining ?? 0) > 0
-            if spool != nil {
-                // The backend is done (its slot is free again); the client still has to read.
-                // Writes of this read burst are not flushed yet (the connection's read-complete
-                // no longer reaches us): flushing lets the socket drain and the spool follow.
-                endAfterSpool = (truncated, remaining ?? 0)
-                frontend.flush()
-                return
-            }
-            endResponse(truncated: truncated, remaining: remaining ?? 0, now: upstreamEnd)
-        case .done:
-            return
-        }
+        end(machine.backendEnded(spoolHolds: spool != nil), now: upstreamEnd)
     }
 
     func backendFailed(_ error: BackendError) {
@@ -882,37 +857,19 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             fail(HTTPError(error.httpStatus, error.description))
             return
         }
-        // Replayable: nothing of the response reached the client and the request can be sent
-        // again whole (no body, or one we still hold).
-        let replayable: Bool
-        switch (bodyMode, error) {
-        case (.none, .closedEarly), (.none, .staleRecord):
-            // The backend never answered (a keep-alive connection it had just closed). Not after
-            // a read timeout or a garbled answer: then the script got the request and may have
-            // acted on it. And, as nginx, never for non-idempotent methods, whose script may have
-            // died half-way.
-            replayable = !finished && !receivedStdout && !Self.nonIdempotent.contains(head.method)
-        case (.none, .rejected):
-            // OVERLOADED, CANT_MPX_CONN: the backend says it did not take the request at all.
-            replayable = !finished && !receivedStdout
-        default:
-            replayable = false
-        }
+        let hasBody: Bool
+        if case .none = bodyMode { hasBody = false } else { hasBody = true }
+        let replayable = machine.mayRetry(after: error, hasBody: hasBody, method: head.method)
         if !replayable, !finished {
             self.ticket = nil
         }
         // The pool decides: a retry calls `connected` again, a failure ends up in `fail`.
         pool.failed(ticket, error: error, replayable: replayable)
         guard !replayable, !finished else { return }
-        if !headWritten {
-            shared.logger.error("backend failed: \(error)", metadata: logMetadata)
-            fail(HTTPError(error.httpStatus, error.description))
-        } else {
-            shared.logger.error("backend failed mid-response: \(error)", metadata: logMetadata)
-            finished = true
-            logAccess()
-            frontend.abort(self, reset: false)
-        }
+        shared.logger.error(
+            "backend failed\(headWritten ? " mid-response" : ""): \(error)", metadata: logMetadata)
+        // Before any head: the error's status; after one: a cut response.
+        fail(HTTPError(error.httpStatus, error.description))
     }
 
     func backendWritabilityChanged(isWritable: Bool) {
@@ -940,8 +897,8 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     /// The client connection closed under us.
     func frontendClosed() {
-        guard !finished else { return }
-        finished = true
+        guard machine.close() else { return }
+        didEnd()
         // nginx's 499: the client closed the connection before the response was complete.
         if responseStatus == 0 { responseStatus = 499 }
         logAccess()
@@ -962,8 +919,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     // MARK: Ending
 
     private func redirect(to location: String, internal isInternal: Bool = false) {
-        redirects += 1
-        guard redirects <= Self.maxRedirects else {
+        guard case .redirect = machine.redirected(to: location) else {
             abandonBackend()
             fail(HTTPError(500, "local redirect loop"))
             return
@@ -981,7 +937,6 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         clock.bodyEnded()
         paramsInput = nil
         stdinEnded = false
-        responseState = .waitingForHead(CGIResponseHeadParser())
         do {
             try dispatch()
         } catch {
@@ -989,14 +944,15 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
         }
     }
 
-    /// Answers with an error the proxy decided, if no response has started.
+    /// Answers with an error the proxy decided, if no response has started; cuts the response
+    /// if one has.
     private func fail(_ error: any Error) {
         let httpError = error as? HTTPError ?? HTTPError(500, "\(error)")
-        guard !finished else { return }
-        finished = true
-        responseState = .done
+        let ending = machine.fail()
+        guard ending != .none else { return }
+        didEnd()
         abandonBackend()
-        if headWritten {
+        if ending == .cut {
             logAccess()
             frontend.abort(self, reset: false)
             return
@@ -1013,7 +969,6 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             shared.logger.debug("\(httpError.status) for \(head.method) \(head.uri): \(httpError.reason)", metadata: logMetadata)
         }
         bytesSent = frontend.writeSimpleResponse(httpError, version: head.version, keepAlive: keepAliveRequested, isHead: isHead)
-        headWritten = true
         responseStatus = httpError.status
         logAccess()
         frontend.finish(self, keepAlive: keepAliveRequested, now: nil)
@@ -1085,14 +1040,13 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             // A body nobody reads would be parsed as the next request.
             frontend.closeAfterCurrentResponse()
         }
-        headWritten = true
+        machine.fileStarted()
         responseStatus = response.head.status
-        responseState = .done
         let hasBody = !response.body.isEmpty
         frontend.writeResponseHead(response.head, request: head, hasBody: hasBody, firstBody: ByteBuffer())
         guard hasBody else {
             try? file.handle.close()
-            endResponse(truncated: false, remaining: 0)
+            end(machine.fileSent())
             return
         }
         fileBody = StaticFileBody(handle: file.handle, pieces: response.body)
@@ -1106,7 +1060,7 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             let progress = try body.pump(to: frontend, eventLoop: frontend.resources.eventLoop)
             bytesSent += progress.bytes
             if progress.done {
-                endResponse(truncated: false, remaining: 0)
+                end(machine.fileSent())
                 return
             }
             frontend.flush()
@@ -1143,7 +1097,6 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
             return true
         }
         abandonBackend()
-        responseState = .done
         let directory = shared.pools[poolIndex].config.xSendfile
         guard let sendfile, let directory, Self.isFile(sendfile, inside: directory) else {
             let reason =
@@ -1302,8 +1255,8 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
     /// the spool dropped, the client sees a truncated response (`reset`: a TCP reset).
     private func abortResponse(reset: Bool) {
         abandonBackend()
-        finished = true
-        responseState = .done
+        _ = machine.close()
+        didEnd()
         spool = nil
         logAccess()
         frontend.abort(self, reset: reset)
