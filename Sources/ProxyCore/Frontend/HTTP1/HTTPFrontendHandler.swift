@@ -468,7 +468,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         let connectionField: HTTP1ConnectionField = !keepAlive ? .close : (isHTTP10 ? .keepAlive : .none)
         responseChunked = hasBody && head.contentLength == nil && !isHTTP10
         chunkOpen = false
-        let (hasDate, hasServer) = head.sendsDateAndServer
+        let origin = OriginFields(for: head, resources: resources, serverSoftware: shared.configuration.server.serverSoftware)
         let coalesce = firstBody.readableBytes <= Self.coalesceLimit
         var buffer = resources.takeScratch(minimumCapacity: 512 + (coalesce ? firstBody.readableBytes + 16 : 0))
         buffer.writeHTTP1ResponseHead(
@@ -478,9 +478,8 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
             fields: head.headers,
             // RFC 9110 §8.6: no Content-Length in a 204.
             omitContentLength: head.status == 204,
-            // RFC 9110 §6.6.1: an origin with a clock sends Date; to the client, we are the origin.
-            date: hasDate ? nil : resources.httpDate(),
-            server: hasServer ? nil : shared.configuration.server.serverSoftware,
+            date: origin.date,
+            server: origin.server,
             connection: connectionField,
             chunked: responseChunked
         )
@@ -595,6 +594,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func writeSimpleResponse(_ error: HTTPError, version: HTTPVersion, keepAlive: Bool, isHead: Bool) -> Int {
         guard let context else { return 0 }
         let page = ErrorPage(error, allocator: channelAllocator)
+        let origin = OriginFields(resources: resources, serverSoftware: shared.configuration.server.serverSoftware)
         var body = page.body
         if error.closeConnection || !keepAlive {
             closeAfterResponse = true
@@ -608,8 +608,8 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
             status: error.status,
             reason: nil,
             fields: page.fields,
-            date: resources.httpDate(),
-            server: shared.configuration.server.serverSoftware,
+            date: origin.date,
+            server: origin.server,
             connection: closeAfterResponse ? .close : (isHTTP10 ? .keepAlive : .none),
             chunked: false
         )

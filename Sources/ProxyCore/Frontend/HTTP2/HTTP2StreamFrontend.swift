@@ -115,14 +115,14 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
     func writeResponseHead(_ head: CGIResponseHead, request: HTTPRequestHead, hasBody: Bool, firstBody: ByteBuffer) {
         var fields: [(name: String, value: String)] = []
         fields.reserveCapacity(head.headers.count + 2)
-        let (hasDate, hasServer) = head.sendsDateAndServer
+        let origin = OriginFields(for: head, resources: resources, serverSoftware: shared.configuration.server.serverSoftware)
         for field in head.headers {
             // RFC 9110 §8.6: no Content-Length in a 204.
             if head.status == 204, field.name.utf8.count == 14, field.name.lowercased() == "content-length" { continue }
             fields.append(field)
         }
-        if !hasDate { fields.append(("date", resources.httpDate())) }
-        if !hasServer { fields.append(("server", shared.configuration.server.serverSoftware)) }
+        if let date = origin.date { fields.append(("date", date)) }
+        if let server = origin.server { fields.append(("server", server)) }
         session.submitResponse(streamID: streamID, status: head.status, headers: fields, endStream: !hasBody)
         if hasBody, firstBody.readableBytes > 0 {
             session.sendResponseBody(streamID: streamID, firstBody, endStream: false)
@@ -149,8 +149,9 @@ final class HTTP2StreamFrontend: ExchangeFrontend {
         let page = ErrorPage(error, allocator: allocator)
         let body = page.body
         var fields = page.fields
-        fields.append(("date", resources.httpDate()))
-        fields.append(("server", shared.configuration.server.serverSoftware))
+        let origin = OriginFields(resources: resources, serverSoftware: shared.configuration.server.serverSoftware)
+        if let date = origin.date { fields.append(("date", date)) }
+        if let server = origin.server { fields.append(("server", server)) }
         session.submitResponse(streamID: streamID, status: error.status, headers: fields, endStream: isHead)
         if isHead { return 0 }
         session.sendResponseBody(streamID: streamID, body, endStream: true)
