@@ -9,7 +9,9 @@ SWIFT     ?= swift
 # libnghttp2-dev: the default build has the HTTP2 trait (`--disable-default-traits` builds without).
 BUILD_PKGS := libnghttp2-dev
 RUN_PKGS  := $(BUILD_PKGS) php-fpm curl
-TEST_PKGS := $(BUILD_PKGS) php-fpm curl nginx libfcgi-bin nghttp2-client python3-prometheus-client python3-h2 golang-go
+# dokuwiki: DokuWikiTests. It needs php8.2 (libapache2-mod-php8.2 | php8.2-fpm | ...): with
+# php-fpm in the same apt-get call apt takes php8.2-fpm, so no Apache comes along.
+TEST_PKGS := $(BUILD_PKGS) php-fpm curl nginx libfcgi-bin nghttp2-client python3-prometheus-client python3-h2 golang-go dokuwiki
 # The build without default traits (no HTTP/2) keeps its own cache, so the two do not evict each other.
 NOTRAITS  := --disable-default-traits --scratch-path $(ROOT)/.build-notraits
 

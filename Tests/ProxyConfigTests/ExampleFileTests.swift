@@ -58,7 +58,7 @@ import Testing
     @Test func everyExampleConfigurationLoads() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.examplesDirectory)
             .filter { $0.hasSuffix(".ini") }.sorted()
-        #expect(names == ["laravel.ini", "mediawiki.ini", "symfony.ini", "wordpress.ini"])
+        #expect(names == ["dokuwiki.ini", "laravel.ini", "mediawiki.ini", "symfony.ini", "wordpress.ini"])
         for name in names {
             let path = Self.examplesDirectory + "/" + name
             do {
@@ -81,6 +81,24 @@ import Testing
         #expect(site.match == .prefix("/") && site.fallback == "/index.php" && site.files)
         #expect(site.index == ["index.php", "index.html"])
         #expect(config.routes.first?.match == .exact("/wp-config.php"))
+    }
+
+    @Test func dokuWikiExampleSaysWhatItsGuideSays() throws {
+        let config = try ConfigParser.load(path: Self.examplesDirectory + "/dokuwiki.ini")
+        #expect(config.routes.map(\.name) == ["private", "data", "scripts", "lib-assets", "pages"])
+        let denied = try #require(config.routes.first)
+        #expect(denied.status == 403 && denied.match == .regex("/(conf/|bin/|inc/|vendor/|install\\.php)"))
+        let data = try #require(config.routes.first { $0.name == "data" })
+        #expect(data.internal && data.pool.isEmpty && data.match == .prefix("/data/"))
+        // Scripts by name (PATH_INFO for userewrite = 2) come before the lib/ files route.
+        let scripts = try #require(config.routes.first { $0.name == "scripts" })
+        #expect(scripts.pool == "php" && scripts.script == nil && scripts.fallback == nil)
+        let assets = try #require(config.routes.first { $0.name == "lib-assets" })
+        #expect(assets.pool.isEmpty && assets.headers.map(\.value) == ["max-age=31536000"])
+        let pages = try #require(config.routes.last)
+        #expect(pages.match == .prefix("/") && pages.script == "/usr/share/dokuwiki/doku.php" && pages.index == ["doku.php"])
+        // Debian links lib/plugins and lib/tpl into /var/lib/dokuwiki.
+        #expect(config.routes.allSatisfy { $0.symlinks })
     }
 
     @Test func missingFileIsALineZeroError() {
