@@ -1064,6 +1064,9 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
                 return
             }
             frontend.flush()
+            // The flush can let the socket take the rest at once, and the writability change
+            // that brings re-enters here and ends the exchange.
+            guard !finished else { return }
             // The client does not take it as fast: the send clock (min_send_rate) runs.
             startSendWindow()
         } catch {
@@ -1186,6 +1189,8 @@ final class Exchange: FastCGIResponseReceiver, FastCGIConnectionPool.Receiver {
 
     /// One timer for both clocks; it fires at the earlier one and is re-armed for the next.
     private func armTimer(at deadline: NIODeadline) {
+        // An ended exchange has no clock: a timer armed now would hold it until it fired.
+        guard !finished else { return }
         if let timerDeadline, timer != nil, timerDeadline <= deadline { return }
         timer?.cancel()
         timerDeadline = deadline
