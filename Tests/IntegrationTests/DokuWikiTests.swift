@@ -124,20 +124,8 @@ extension Integration {
                     let port = try Net.freePort()
                     let prefix = dir.file("nginx-\(attempt)")
                     try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
-                    let config = try dir.write("nginx-\(attempt)/nginx.conf", """
-                        daemon off;
-                        master_process off;
-                        worker_processes 1;
-                        error_log \(prefix)/error.log info;
-                        pid \(prefix)/nginx.pid;
-                        events { worker_connections 256; }
-                        http {
-                            access_log off;
-                            client_body_temp_path \(prefix)/client_body;
-                            fastcgi_temp_path \(prefix)/fastcgi;
-                            proxy_temp_path \(prefix)/proxy;
-                            uwsgi_temp_path \(prefix)/uwsgi;
-                            scgi_temp_path \(prefix)/scgi;
+                    let config = try dir.write("nginx-\(attempt)/nginx.conf", NginxProcess.preamble(prefix: prefix, connections: 256) + """
+
                             include /etc/nginx/mime.types;
                             default_type application/octet-stream;
 

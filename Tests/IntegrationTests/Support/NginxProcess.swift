@@ -31,7 +31,9 @@ final class NginxProcess: FrontEnd, @unchecked Sendable {
         }
     }
 
-    static func config(_ options: FrontEndOptions, port: Int, prefix: String) -> String {
+    /// The start of a private nginx.conf, up to and inside `http {`: one process in the
+    /// foreground, every file (log, pid, temp paths) under `prefix`.
+    static func preamble(prefix: String, connections: Int = 1024) -> String {
         """
         daemon off;
         master_process off;
@@ -39,7 +41,7 @@ final class NginxProcess: FrontEnd, @unchecked Sendable {
         error_log \(prefix)/error.log info;
         pid \(prefix)/nginx.pid;
 
-        events { worker_connections 1024; }
+        events { worker_connections \(connections); }
 
         http {
             access_log off;
@@ -48,6 +50,12 @@ final class NginxProcess: FrontEnd, @unchecked Sendable {
             proxy_temp_path \(prefix)/proxy;
             uwsgi_temp_path \(prefix)/uwsgi;
             scgi_temp_path \(prefix)/scgi;
+        """
+    }
+
+    static func config(_ options: FrontEndOptions, port: Int, prefix: String) -> String {
+        preamble(prefix: prefix) + """
+
             client_max_body_size \(sizeText(options.maxBodySize));
             default_type application/octet-stream;
 
