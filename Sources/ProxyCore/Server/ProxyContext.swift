@@ -10,7 +10,6 @@ import ProxyConfig
 public final class ProxyContext: Sendable {
     public let configuration: ProxyConfiguration
     public let router: Router
-    public let scriptResolver: ScriptResolver
     /// What a request path is under a route: file, directory, script (the filesystem's view).
     let targetResolver = RouteTargetResolver.live
     /// Content-Type of static files by extension (`/etc/mime.types`, else a built-in table).
@@ -38,12 +37,10 @@ public final class ProxyContext: Sendable {
     public init(
         configuration: ProxyConfiguration,
         logger: Logger,
-        scriptResolver: ScriptResolver = ScriptResolver(),
         previous: ProxyContext? = nil
     ) throws {
         self.configuration = configuration
         self.router = try Router(routes: configuration.routes, pools: configuration.pools.map(\.name))
-        self.scriptResolver = scriptResolver
         self.logger = logger
         let server = configuration.server
         self.clockRules = ExchangeClock.Rules(
