@@ -54,4 +54,19 @@ enum StaticPathPolicy {
     private static func lowercased(_ byte: UInt8) -> UInt8 {
         byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
+
+    /// `path` is absolute, names something below `directory`, and has no `.`, `..` or empty
+    /// segment that could lead out of it.
+    static func isFile(_ path: String, inside directory: String) -> Bool {
+        let prefix = directory == "/" ? "/" : directory + "/"
+        guard path.hasPrefix(prefix), path.utf8.count > prefix.utf8.count, !path.utf8.contains(0) else {
+            return false
+        }
+        for segment in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst() {
+            if segment.isEmpty || segment.elementsEqual(".".utf8) || segment.elementsEqual("..".utf8) {
+                return false
+            }
+        }
+        return true
+    }
 }
