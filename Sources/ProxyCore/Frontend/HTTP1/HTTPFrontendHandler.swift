@@ -63,7 +63,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     /// Too many pipelined requests are queued.
     private var queuePausedReading = false
     private var pendingRead = false
-    private var sendTimer: Scheduled<Void>?
+    private var sendTimer = ConnectionSendTimer()
 
     /// The current response's body is sent in chunks (HTTP/1.1 without Content-Length).
     private var responseChunked = false
@@ -317,26 +317,15 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
         channelIsWritable = writable
-        if writable {
-            sendTimer?.cancel()
-            sendTimer = nil
-        } else if sendTimer == nil {
-            // nginx's send_timeout: a client that stops reading would otherwise pin this
-            // connection and, through backpressure, a backend request, for ever.
-            let channel = context.channel
-            sendTimer = context.eventLoop.scheduleTask(in: TimeAmount(shared.configuration.server.sendTimeout)) {
-                Self.resetOnClose(channel)
-                channel.close(promise: nil)
-            }
-        }
+        sendTimer.writabilityChanged(
+            isWritable: writable, channel: context.channel, timeout: TimeAmount(shared.configuration.server.sendTimeout))
         exchange?.frontendWritabilityChanged(isWritable: writable)
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         timeouts.stop()
-        sendTimer?.cancel()
-        sendTimer = nil
+        sendTimer.stop()
         let exchange = self.exchange
         self.exchange = nil
         exchange?.frontendClosed()
@@ -575,17 +564,11 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
         queue.removeAll()
         queuedBytes = 0
         if reset {
-            Self.resetOnClose(context.channel)
+            ConnectionSendTimer.resetOnClose(context.channel)
         } else {
             context.flush()
         }
         context.close(promise: nil)
-    }
-
-    /// SO_LINGER 0: the close sends RST and drops what the socket still buffers.
-    static func resetOnClose(_ channel: any Channel) {
-        // On the channel's loop the option is set at once, before the close that follows.
-        _ = (channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
     }
 
     /// Head and body of a small response for an error the proxy itself decided; the caller ends it.

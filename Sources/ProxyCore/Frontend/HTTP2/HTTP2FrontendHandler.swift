@@ -44,7 +44,7 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     /// end after the abort) while the stream limit no longer counts it: rapid reset
     /// (CVE-2023-44487). Beyond `maxConcurrentStreams`, GOAWAY(ENHANCE_YOUR_CALM) and close.
     private var abandonedExchanges = 0
-    private var sendTimer: Scheduled<Void>?
+    private var sendTimer = ConnectionSendTimer()
 
     /// The delay between the shutdown notice (GOAWAY with the largest stream id) and the final
     /// GOAWAY, so that streams the client opened meanwhile are still served (RFC 9113 §6.8).
@@ -104,8 +104,7 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         goAwayTimer?.cancel()
         goAwayTimer = nil
-        sendTimer?.cancel()
-        sendTimer = nil
+        sendTimer.stop()
         self.context = nil
     }
 
@@ -133,19 +132,10 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            sendTimer?.cancel()
-            sendTimer = nil
-            flushOutput()
-        } else if sendTimer == nil {
-            // `send_timeout`, as for HTTP/1: a client that stops reading the socket would pin
-            // its streams' backend requests through backpressure for ever.
-            let channel = context.channel
-            sendTimer = context.eventLoop.scheduleTask(in: TimeAmount(shared.configuration.server.sendTimeout)) {
-                HTTPFrontendHandler.resetOnClose(channel)
-                channel.close(promise: nil)
-            }
-        }
+        let writable = context.channel.isWritable
+        sendTimer.writabilityChanged(
+            isWritable: writable, channel: context.channel, timeout: TimeAmount(shared.configuration.server.sendTimeout))
+        if writable { flushOutput() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -154,8 +144,7 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
         closed = true
         goAwayTimer?.cancel()
         goAwayTimer = nil
-        sendTimer?.cancel()
-        sendTimer = nil
+        sendTimer.stop()
         let streams = self.streams
         self.streams = [:]
         for stream in streams.values { stream.clientWentAway() }
