@@ -17,8 +17,10 @@ import Testing
         try Data().write(to: URL(fileURLWithPath: fixture.root + "/app/x.php"))
     }
 
-    private func start(_ request: String) throws -> (client: EmbeddedChannel, backend: EmbeddedChannel, pool: FastCGIConnectionPool, requestID: UInt16) {
-        let (client, resources) = try fixture.makeChannel(server: ServerConfig())
+    private func start(
+        _ request: String, readTimeout: Duration = .seconds(60)
+    ) throws -> (client: EmbeddedChannel, backend: EmbeddedChannel, pool: FastCGIConnectionPool, requestID: UInt16) {
+        let (client, resources) = try fixture.makeChannel(server: ServerConfig(), readTimeout: readTimeout)
         let pool = resources.current.pools[0]
         let connector = EmbeddedBackendConnector(loop: client.embeddedEventLoop)
         pool.connector = connector
@@ -75,5 +77,24 @@ import Testing
         let all = early + rest
         let bodyStart = try #require(all.firstRange(of: Array("\r\n\r\n".utf8))).upperBound
         #expect(Array(all[bodyStart...]) == body)
+    }
+
+    /// The backend's read timeout answers the client (504) and ends the exchange while the
+    /// backend connection still holds the FastCGI upstream as its receiver; the connection's
+    /// close that follows reaches that upstream after the front end has let go of the exchange.
+    /// (With an unowned reference from the upstream to its exchange, this crashed.)
+    @Test func aBackendThatTimesOutAndClosesAfterTheAnswerIsHarmless() throws {
+        let (client, backend, _, _) = try start(
+            "GET /app/x.php HTTP/1.1\r\nHost: x\r\n\r\n", readTimeout: .milliseconds(50))
+        // The connection reads its clock (NIODeadline.now()), not the embedded loop's: the loop
+        // runs what is due until real time has passed the timeout.
+        client.embeddedEventLoop.advanceTime(to: .now() + .milliseconds(100))
+        let response = String(decoding: try clientBytes(client), as: UTF8.self)
+        #expect(response.hasPrefix("HTTP/1.1 504 "), "\(response)")
+        backend.pipeline.fireChannelInactive()
+        client.embeddedEventLoop.run()
+        // Reaching this line is the test: the upstream outlived the front end's hold on the
+        // exchange. (The client connection's own clocks fired too: the embedded loop's time
+        // jumped to the real clock's, so whether it is open says nothing here.)
     }
 }

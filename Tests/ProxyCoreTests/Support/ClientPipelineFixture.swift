@@ -21,11 +21,13 @@ final class ClientPipelineFixture {
         try? FileManager.default.removeItem(atPath: root)
     }
 
-    /// `routes` default: route `app` for `/app/`.
-    func makeChannel(server: ServerConfig, routes: [RouteConfig]? = nil) throws -> (EmbeddedChannel, LoopResources) {
+    /// `routes` default: route `app` for `/app/`. `readTimeout`: pool `php`'s.
+    func makeChannel(
+        server: ServerConfig, routes: [RouteConfig]? = nil, readTimeout: Duration = .seconds(60)
+    ) throws -> (EmbeddedChannel, LoopResources) {
         let configuration = ProxyConfiguration(
             server: server,
-            pools: [PoolConfig(name: "php", backends: [.unix(path: root + "/nobody.sock")])],
+            pools: [PoolConfig(name: "php", backends: [.unix(path: root + "/nobody.sock")], readTimeout: readTimeout)],
             routes: routes ?? [RouteConfig(name: "app", match: .prefix("/app/"), pool: "php", root: root)],
             sourceName: "test"
         )
