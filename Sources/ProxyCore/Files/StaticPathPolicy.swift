@@ -7,12 +7,21 @@ enum StaticPathPolicy {
     /// first segment may be exactly `.well-known` (RFC 8615: ACME challenges, security.txt…);
     /// the segments below it are still checked, so `/.well-known/.secret` is hidden.
     static func isHidden(_ path: Substring) -> Bool {
+        // Per request: walked in place, no array of segments.
+        let bytes = path.utf8
+        var start = bytes.startIndex
         var isFirst = true
-        for segment in path.utf8.split(separator: UInt8(ascii: "/")) {
-            defer { isFirst = false }
-            guard segment.first == UInt8(ascii: ".") else { continue }
-            if isFirst, segment.elementsEqual(".well-known".utf8) { continue }
-            return true
+        while start != bytes.endIndex {
+            if bytes[start] == UInt8(ascii: "/") {
+                bytes.formIndex(after: &start)
+                continue
+            }
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex
+            if bytes[start] == UInt8(ascii: "."), !(isFirst && bytes[start..<end].elementsEqual(".well-known".utf8)) {
+                return true
+            }
+            isFirst = false
+            start = end
         }
         return false
     }
@@ -22,7 +31,8 @@ enum StaticPathPolicy {
     /// when `splitPath` (the configured script suffix) is neither empty nor `.php`, contains
     /// that. Such a file is never sent as bytes: it is either run by the backend or refused.
     static func mayBeScript(_ path: Substring, splitPath: String) -> Bool {
-        let name = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).last ?? path.utf8
+        let bytes = path.utf8
+        let name = bytes.lastIndex(of: UInt8(ascii: "/")).map { bytes[bytes.index(after: $0)...] } ?? bytes
         if contains(name, ".php".utf8) { return true }
         guard !splitPath.isEmpty, !splitPath.utf8.elementsEqual(".php".utf8) else { return false }
         return contains(name, splitPath.utf8)
