@@ -284,6 +284,45 @@ extension Integration {
             #expect(plain.header("Vary") == "Accept-Encoding")
         }
 
+        /// The loop's small-file cache answers from memory only while the file is unchanged.
+        @Test func aFileChangedOnDiskIsSentAsItIsNow() async throws {
+            let site = try await Self.site.get()
+            let path = site.dir.file("www/changing.txt")
+            try "version one\n".write(toFile: path, atomically: false, encoding: .utf8)
+            // Past the second of the write, so the file is kept in memory (the cache's rule).
+            try await Task.sleep(for: .milliseconds(1100))
+            // Several connections, so every event loop has the file in its cache.
+            let first = try await get("/changing.txt").0
+            #expect(first.text == "version one\n")
+            for _ in 0..<4 {
+                let cached = try await get("/changing.txt").0
+                #expect(cached.text == "version one\n")
+                #expect(cached.header("ETag") == first.header("ETag"))
+            }
+
+            // Same size, same inode, new bytes.
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            try handle.write(contentsOf: Data("version two\n".utf8))
+            try handle.close()
+            var second = first
+            for _ in 0..<4 {
+                second = try await get("/changing.txt").0
+                #expect(second.text == "version two\n")
+                #expect(second.header("Content-Length") == "12")
+                #expect(second.header("ETag") != first.header("ETag"))
+            }
+
+            try await Task.sleep(for: .milliseconds(1100))
+            for _ in 0..<4 { _ = try await get("/changing.txt") }
+            try "version three, longer\n".write(toFile: path, atomically: false, encoding: .utf8)
+            for _ in 0..<4 {
+                let third = try await get("/changing.txt").0
+                #expect(third.text == "version three, longer\n")
+                #expect(third.header("Content-Length") == "22")
+                #expect(third.header("ETag") != second.header("ETag"))
+            }
+        }
+
         @Test func symlinksOffRefusesLinks() async throws {
             let real = try await get("/nolinks/real.txt").0
             #expect(real.status == 200)

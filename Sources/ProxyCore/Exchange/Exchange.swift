@@ -188,8 +188,8 @@ final class Exchange {
             return StatusUpstream(HTTPError(status, "route \(route.config.name) answers \(status)"))
         }
         switch try shared.targetResolver.resolve(path: requestPath.path, route: route) {
-        case .file(let path, _):
-            return FileUpstream(exchange: self, path: path)
+        case .file(let path, let info):
+            return FileUpstream(exchange: self, path: path, info: info)
         case .directoryRedirect(let location):
             let query = requestPath.query.isEmpty ? "" : "?" + requestPath.query
             return StatusUpstream(HTTPError(

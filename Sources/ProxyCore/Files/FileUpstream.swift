@@ -7,14 +7,18 @@ import NIOCore
 final class FileUpstream: Upstream {
     private unowned let exchange: Exchange
     private let path: String
+    /// The route's stat of `path`, when it made one: the small-file cache checks its entry
+    /// against it instead of stat-ing again.
+    private let info: FileInfo?
     /// The backend chose the file (X-Sendfile) for whatever the request's method was.
     private let anyMethod: Bool
     /// The body being sent, until its last piece went out or the exchange ended.
     private var body: StaticFileBody?
 
-    init(exchange: Exchange, path: String, anyMethod: Bool = false) {
+    init(exchange: Exchange, path: String, info: FileInfo? = nil, anyMethod: Bool = false) {
         self.exchange = exchange
         self.path = path
+        self.info = info
         self.anyMethod = anyMethod
     }
 
@@ -24,41 +28,47 @@ final class FileUpstream: Upstream {
             throw HTTPError(
                 405, "\(head.method) on a static file", fields: [HTTPError.Field("Allow", "GET, HEAD")])
         }
+        let frontend = exchange.frontend
+        let files = frontend.resources.smallFiles
         let route = exchange.route?.config
         let precompressed = route?.precompressed ?? false
         var coding: PrecompressedCoding?
-        var opened: StaticFile?
+        var found: StaticFileSource?
         if precompressed {
             for candidate in PrecompressedCoding.accepted(acceptEncoding: head.headers.first(name: "accept-encoding")) {
-                if let file = try StaticFile.opened(at: path + candidate.fileSuffix) {
-                    opened = file
+                if let source = try files.source(at: path + candidate.fileSuffix) {
+                    found = source
                     coding = candidate
                     break
                 }
             }
         }
-        if opened == nil { opened = try StaticFile.opened(at: path) }
-        guard let file = opened else {
+        if found == nil { found = try files.source(at: path, info: info) }
+        guard let source = found else {
             throw HTTPError(404, "no file \(path)")
         }
         var contentType: String?
-        var extraFields: [(name: String, value: String)] = []
-        for field in exchange.takeKeptFields() {
-            if field.name.utf8.count == 12, field.name.equalsLowercasedASCII("content-type") {
-                contentType = field.value
-            } else {
-                extraFields.append(field)
+        // The route's lines alone share the configuration's array (no copy per request).
+        var extraFields = route?.headers ?? []
+        let keptFields = exchange.takeKeptFields()
+        if !keptFields.isEmpty {
+            var kept: [(name: String, value: String)] = []
+            for field in keptFields {
+                if field.name.utf8.count == 12, field.name.equalsLowercasedASCII("content-type") {
+                    contentType = field.value
+                } else {
+                    kept.append(field)
+                }
             }
+            extraFields = kept + extraFields
         }
-        if let added = route?.headers { extraFields += added }
-        let frontend = exchange.frontend
         let startTime = exchange.startTime
         let response = StaticFileResponse(
             request: head,
             file: StaticFileResponse.File(
-                validators: FileValidators(size: file.size, modified: file.modified),
+                validators: source.validators,
                 contentType: contentType ?? exchange.shared.mediaTypes.contentType(forPath: path[...]),
-                coding: coding, varyOnEncoding: precompressed),
+                coding: coding, varyOnEncoding: precompressed, contentLength: source.contentLength),
             extraFields: extraFields, allocator: frontend.allocator,
             boundary: { MultipartByteRanges.makeBoundary(UInt64(startTime.uptimeNanoseconds)) })
 
@@ -69,13 +79,31 @@ final class FileUpstream: Upstream {
         exchange.machine.fileStarted()
         exchange.responseStatus = response.head.status
         let hasBody = !response.body.isEmpty
-        frontend.writeResponseHead(response.head, request: head, hasBody: hasBody, firstBody: ByteBuffer())
-        guard hasBody else {
-            try? file.handle.close()
-            exchange.end(exchange.machine.fileSent())
-            return
+        switch source {
+        case .memory(let file):
+            if response.body.count == 1, case .file(let range) = response.body[0] {
+                // Head and body in one write (one segment on the wire).
+                let bytes = file.bytes.getSlice(at: file.bytes.readerIndex + range.lowerBound, length: range.count)!
+                frontend.writeResponseHead(response.head, request: head, hasBody: true, firstBody: bytes)
+                exchange.bytesSent += range.count
+                exchange.end(exchange.machine.fileSent())
+                return
+            }
+            frontend.writeResponseHead(response.head, request: head, hasBody: hasBody, firstBody: ByteBuffer())
+            guard hasBody else {
+                exchange.end(exchange.machine.fileSent())
+                return
+            }
+            body = StaticFileBody(bytes: file.bytes, pieces: response.body)
+        case .descriptor(let file):
+            frontend.writeResponseHead(response.head, request: head, hasBody: hasBody, firstBody: ByteBuffer())
+            guard hasBody else {
+                try? file.handle.close()
+                exchange.end(exchange.machine.fileSent())
+                return
+            }
+            body = StaticFileBody(handle: file.handle, pieces: response.body)
         }
-        body = StaticFileBody(handle: file.handle, pieces: response.body)
         pump()
     }
 

@@ -14,10 +14,62 @@ struct StaticFile {
     /// Seconds since 1970.
     let modified: Int
 
+    /// What ``read(at:upTo:)`` found.
+    enum Contents {
+        /// The whole file (as far as it could be read), with what `fstat` said right after
+        /// opening and right after reading: when both agree, nobody wrote to it in between.
+        case bytes(ByteBuffer, opened: FileIdentity, read: FileIdentity)
+        /// Larger than the limit: left open for the descriptor path.
+        case opened(StaticFile)
+    }
+
     /// Opens `path`; nil when there is no regular file (a 404 for the caller). Opened on the
     /// event loop, as nginx does without thread pools: the route's lookup just stat'ed the same
     /// path, so its inode is in the kernel's cache.
     static func opened(at path: String) throws(HTTPError) -> StaticFile? {
+        guard let (fd, info) = try openRegular(path) else { return nil }
+        return StaticFile(fd, info)
+    }
+
+    /// Reads the file at `path` whole when `fstat` says it has at most `limit` bytes (one
+    /// `pread` for a file that does not change meanwhile), and closes it; a larger one stays
+    /// open. Nil when there is no regular file.
+    static func read(at path: String, upTo limit: Int) throws(HTTPError) -> Contents? {
+        guard let (fd, info) = try openRegular(path) else { return nil }
+        let opened = FileIdentity(info)
+        guard opened.size <= limit else { return .opened(StaticFile(fd, info)) }
+        defer { close(fd) }
+        var buffer = ByteBufferAllocator().buffer(capacity: max(opened.size, 1))
+        var failed = false
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: opened.size) { out in
+            var total = 0
+            while total < opened.size {
+                let count = pread(fd, out.baseAddress! + total, opened.size - total, off_t(total))
+                if count > 0 {
+                    total += count
+                } else if count == 0 {
+                    break
+                } else if errno != EINTR {
+                    failed = true
+                    break
+                }
+            }
+            return total
+        }
+        if failed { throw HTTPError(500, "cannot read \(path): errno \(errno)") }
+        var after = stat()
+        guard fstat(fd, &after) == 0 else { throw HTTPError(500, "cannot fstat \(path): errno \(errno)") }
+        return .bytes(buffer, opened: opened, read: FileIdentity(after))
+    }
+
+    private init(_ fd: CInt, _ info: stat) {
+        self.handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+        self.size = Int(info.st_size)
+        self.modified = Int(info.st_mtim.tv_sec)
+    }
+
+    /// open(2) and fstat(2): the descriptor of a regular file; nil when there is none.
+    private static func openRegular(_ path: String) throws(HTTPError) -> (CInt, stat)? {
         var fd: CInt
         repeat {
             fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
@@ -34,8 +86,6 @@ struct StaticFile {
             close(fd)
             return nil
         }
-        return StaticFile(
-            handle: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd), size: Int(info.st_size),
-            modified: Int(info.st_mtim.tv_sec))
+        return (fd, info)
     }
 }

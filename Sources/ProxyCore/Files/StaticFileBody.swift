@@ -11,7 +11,7 @@ import NIOCore
 /// Where the front end can send a file region (plain HTTP/1), the kernel copies the file to
 /// the socket (sendfile); otherwise (TLS, HTTP/2) the file is read in bounded chunks, one per
 /// writable turn, so a large file never sits in memory. Either way the channel's writability
-/// is the backpressure.
+/// is the backpressure. A file held in memory (``CachedFile``) goes as slices of its bytes.
 final class StaticFileBody {
     enum Piece {
         case bytes(ByteBuffer)
@@ -27,6 +27,8 @@ final class StaticFileBody {
     }
 
     private var handle: NIOFileHandle?
+    /// The whole file, when it is in memory (then there is no handle).
+    private let bytes: ByteBuffer?
     private var pieces: [Piece]
     private var nextPiece = 0
     /// The part of the current file piece not read yet (the chunked path).
@@ -41,6 +43,13 @@ final class StaticFileBody {
 
     init(handle: NIOFileHandle, pieces: [Piece]) {
         self.handle = handle
+        self.bytes = nil
+        self.pieces = pieces
+    }
+
+    init(bytes: ByteBuffer, pieces: [Piece]) {
+        self.handle = nil
+        self.bytes = bytes
         self.pieces = pieces
     }
 
@@ -52,12 +61,12 @@ final class StaticFileBody {
     /// Hands pieces to `frontend` while it is writable.
     func pump(to frontend: any ExchangeFrontend, eventLoop: any EventLoop) throws(HTTPError) -> Progress {
         var progress = Progress()
-        guard let handle else {
+        guard handle != nil || bytes != nil else {
             progress.done = true
             return progress
         }
         while frontend.isWritable {
-            if let range = remainder {
+            if let range = remainder, let handle {
                 let chunk = try read(handle, range: range.lowerBound..<min(range.upperBound, range.lowerBound + Self.chunkSize), allocator: frontend.allocator)
                 let rest = (range.lowerBound + chunk.readableBytes)..<range.upperBound
                 remainder = rest.isEmpty ? nil : rest
@@ -78,7 +87,10 @@ final class StaticFileBody {
             case .file(let range) where range.isEmpty:
                 continue
             case .file(let range):
-                if frontend.canSendFileRegion {
+                if let bytes {
+                    progress.bytes += range.count
+                    frontend.writeResponseBody(bytes.getSlice(at: bytes.readerIndex + range.lowerBound, length: range.count)!)
+                } else if let handle, frontend.canSendFileRegion {
                     let promise = eventLoop.makePromise(of: Void.self)
                     regionsInFlight += 1
                     promise.futureResult.assumeIsolated().whenComplete { [self] _ in

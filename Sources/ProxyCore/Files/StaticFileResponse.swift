@@ -19,6 +19,8 @@ struct StaticFileResponse {
         var coding: PrecompressedCoding?
         /// The route serves precompressed siblings: the answer depends on Accept-Encoding.
         var varyOnEncoding: Bool
+        /// The size as a Content-Length value, when already made (a cached file).
+        var contentLength: String? = nil
     }
 
     /// `extraFields` (the route's `header` lines, fields a backend's X-Accel-Redirect kept) go
@@ -28,29 +30,29 @@ struct StaticFileResponse {
         allocator: ByteBufferAllocator, boundary: () -> String
     ) {
         let size = file.validators.size
-        let headers = request.headers
         let isHead = request.method == .HEAD
+        let requestFields = RequestFields(request.headers)
         let outcome = ConditionalRequest.evaluate(
-            ifMatch: Self.joined(headers, "if-match"),
-            ifNoneMatch: Self.joined(headers, "if-none-match"),
-            ifModifiedSince: headers.first(name: "if-modified-since"),
-            ifUnmodifiedSince: headers.first(name: "if-unmodified-since"),
-            ifRange: headers.first(name: "if-range"),
+            ifMatch: requestFields.ifMatch,
+            ifNoneMatch: requestFields.ifNoneMatch,
+            ifModifiedSince: requestFields.ifModifiedSince,
+            ifUnmodifiedSince: requestFields.ifUnmodifiedSince,
+            ifRange: requestFields.ifRange,
             isGetOrHead: true,
             validators: file.validators)
 
         var fields: [(name: String, value: String)] = []
         fields.reserveCapacity(8 + extraFields.count)
-        var validatorFields: [(name: String, value: String)] = [
-            ("Last-Modified", file.validators.lastModified),
-            ("ETag", file.validators.etag),
-        ]
-        if file.varyOnEncoding { validatorFields.append(("Vary", "Accept-Encoding")) }
+        func appendValidators() {
+            fields.append(("Last-Modified", file.validators.lastModified))
+            fields.append(("ETag", file.validators.etag))
+            if file.varyOnEncoding { fields.append(("Vary", "Accept-Encoding")) }
+        }
 
         switch outcome {
         case .notModified:
             // RFC 9110 §15.4.5: the fields a 200 would have carried that describe the cache entry.
-            fields = validatorFields
+            appendValidators()
             fields += extraFields
             head = CGIResponseHead(status: 304, headers: fields)
             body = []
@@ -61,7 +63,7 @@ struct StaticFileResponse {
             return
         case .proceed(let rangeAllowed):
             var ranges: ByteRangeResult = .full
-            if rangeAllowed, let range = headers.first(name: "range") {
+            if rangeAllowed, let range = requestFields.range {
                 ranges = ByteRanges.evaluate(range, size: size)
             }
             fields.append(("Content-Type", file.contentType))
@@ -72,7 +74,7 @@ struct StaticFileResponse {
                     fields: [("Content-Range", ByteRanges.unsatisfiedContentRange(size: size))])
                 return
             case .full:
-                fields.append(("Content-Length", String(size)))
+                fields.append(("Content-Length", file.contentLength ?? String(size)))
                 head = CGIResponseHead(status: 200, contentLength: size)
                 body = [.file(0..<size)]
                 bodyLength = size
@@ -99,7 +101,7 @@ struct StaticFileResponse {
                 bodyLength = multipart.contentLength
             }
             if let coding = file.coding { fields.append(("Content-Encoding", coding.rawValue)) }
-            fields += validatorFields
+            appendValidators()
             fields.append(("Accept-Ranges", "bytes"))
             fields += extraFields
             head.headers = fields
@@ -128,14 +130,38 @@ struct StaticFileResponse {
             bodyLength: isHead ? 0 : length)
     }
 
-    /// Every field line of `name`, as one comma-separated list (entity-tag lists may be split
-    /// over several lines).
-    private static func joined(_ headers: HTTPHeaders, _ name: String) -> String? {
-        let values = headers[name]
-        switch values.count {
-        case 0: return nil
-        case 1: return values[0]
-        default: return values.joined(separator: ", ")
+    /// The request fields a static answer depends on, found in one pass over the head (each
+    /// `HTTPHeaders` lookup would scan it again, and a list lookup allocates).
+    private struct RequestFields {
+        /// Every line of the field, as one comma-separated list (entity-tag lists may be split
+        /// over several lines).
+        var ifMatch: String?
+        var ifNoneMatch: String?
+        /// The first line of the field.
+        var ifModifiedSince: String?
+        var ifUnmodifiedSince: String?
+        var ifRange: String?
+        var range: String?
+
+        init(_ headers: HTTPHeaders) {
+            for (name, value) in headers {
+                switch name.utf8.count {
+                case 5 where name.equalsLowercasedASCII("range"):
+                    if range == nil { range = value }
+                case 8 where name.equalsLowercasedASCII("if-match"):
+                    ifMatch = ifMatch.map { $0 + ", " + value } ?? value
+                case 8 where name.equalsLowercasedASCII("if-range"):
+                    if ifRange == nil { ifRange = value }
+                case 13 where name.equalsLowercasedASCII("if-none-match"):
+                    ifNoneMatch = ifNoneMatch.map { $0 + ", " + value } ?? value
+                case 17 where name.equalsLowercasedASCII("if-modified-since"):
+                    if ifModifiedSince == nil { ifModifiedSince = value }
+                case 19 where name.equalsLowercasedASCII("if-unmodified-since"):
+                    if ifUnmodifiedSince == nil { ifUnmodifiedSince = value }
+                default:
+                    break
+                }
+            }
         }
     }
 }

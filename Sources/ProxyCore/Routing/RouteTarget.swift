@@ -17,4 +17,15 @@ struct FileInfo: Equatable, Sendable {
     var modified: Int
     var isDirectory: Bool
     var isRegular: Bool
+    /// What tells this version of the file from any other (the small-file cache's key check).
+    var identity: FileIdentity
+
+    /// `identity` defaults to one made of `size` and `modified` alone (tests without disk).
+    init(size: Int, modified: Int, isDirectory: Bool, isRegular: Bool, identity: FileIdentity? = nil) {
+        self.size = size
+        self.modified = modified
+        self.isDirectory = isDirectory
+        self.isRegular = isRegular
+        self.identity = identity ?? FileIdentity(size: size, modifiedSeconds: modified)
+    }
 }

@@ -154,13 +154,18 @@ struct RouteTargetResolver: Sendable {
 private func liveStat(_ path: String) -> FileInfo? {
     var info = stat()
     guard stat(path, &info) == 0 else { return nil }
-    let type = info.st_mode & S_IFMT
-    #if canImport(Darwin)
-    let modified = Int(info.st_mtimespec.tv_sec)
-    #else
-    let modified = Int(info.st_mtim.tv_sec)
-    #endif
-    return FileInfo(size: Int(info.st_size), modified: modified, isDirectory: type == S_IFDIR, isRegular: type == S_IFREG)
+    return FileInfo(info)
+}
+
+extension FileInfo {
+    /// What `stat` or `fstat` filled in.
+    init(_ info: stat) {
+        let type = info.st_mode & S_IFMT
+        let identity = FileIdentity(info)
+        self.init(
+            size: identity.size, modified: identity.modifiedSeconds, isDirectory: type == S_IFDIR,
+            isRegular: type == S_IFREG, identity: identity)
+    }
 }
 
 /// lstat(2) on each component below `root`; a path outside `root`, or a component that cannot

@@ -37,6 +37,8 @@ final class LoopResources {
     let bufferBudget: BufferBudget
     /// Where spill files are written and read (nil: on the loop itself, for embedded tests).
     var spillIO: SpillBuffer.IO?
+    /// This loop's small static files, checked by stat on every use.
+    let smallFiles = SmallFileCache()
 
     /// `shard` of `shardCount`: this loop's place among the loops, to split `max_conns`.
     /// `recording`: the slots of the first generation (own slots when nil).
