@@ -152,7 +152,7 @@ public struct ScriptResolver: Sendable {
 
     /// `path` always starts with "/"; a root of "/" must not produce "//".
     static func join(root: String, path: String) -> String {
-        root.hasSuffix("/") ? root + path.dropFirst() : root + path
+        root.utf8.last == UInt8(ascii: "/") ? root + path.dropFirst() : root + path
     }
 
     /// SCRIPT_NAME for a route without `root`, nil for a route with one.

@@ -58,7 +58,7 @@ struct RouteTargetResolver: Sendable {
 
         // 2. The file itself, or its directory.
         if !StaticPathPolicy.mayBeScript(Self.lastSegment(of: path), splitPath: config.splitPath) {
-            let isDirectoryPath = path.hasSuffix("/")
+            let isDirectoryPath = path.utf8.last == UInt8(ascii: "/")
             if config.files {
                 let name = ScriptResolver.join(root: root, path: isDirectoryPath ? String(path.dropLast()) : path)
                 if let info = stat(name) {
@@ -141,11 +141,13 @@ struct RouteTargetResolver: Sendable {
         }
     }
 
-    /// The last non-empty segment: `c` for `/a/b/c` and for `/a/b/c/`.
+    /// The last non-empty segment: `c` for `/a/b/c` and for `/a/b/c/`. On UTF-8 bytes: per
+    /// request, and `String`'s own `hasSuffix` and `lastIndex` compare characters.
     private static func lastSegment(of path: String) -> Substring {
-        let trimmed = path.hasSuffix("/") ? path.dropLast() : path[...]
-        guard let slash = trimmed.lastIndex(of: "/") else { return trimmed }
-        return trimmed[trimmed.index(after: slash)...]
+        let bytes = path.utf8
+        let end = bytes.last == UInt8(ascii: "/") ? bytes.index(before: bytes.endIndex) : bytes.endIndex
+        let start = bytes[..<end].lastIndex(of: UInt8(ascii: "/")).map { bytes.index(after: $0) } ?? bytes.startIndex
+        return path[start..<end]
     }
 }
 
