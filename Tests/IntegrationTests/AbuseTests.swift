@@ -308,6 +308,36 @@ extension Integration {
             #expect(probe.status == 200 && probe.seconds < 1, "probe: \(probe)")
         }
 
+        /// A client that asks for a large static file and reads nothing. The file's last (only)
+        /// region is handed to the socket at once, so the response has ended as far as the
+        /// exchange knows; the connection's `send_timeout` must still reset it, and the
+        /// descriptor must not stay open for it.
+        @Test func aClientThatNeverReadsAStaticFileIsReset() async throws {
+            let files = try TempDir("fcgiproxy-abuse-files")
+            try FileManager.default.createDirectory(atPath: files.file("files"), withIntermediateDirectories: true)
+            // More than the loopback socket buffers of both ends take.
+            try Data(count: 64 << 20).write(to: URL(fileURLWithPath: files.file("files/big.bin")))
+            let setup = try await Setup(
+                server: "send_timeout = 1s",
+                routes: { _ in "[route:files]\nmatch = /files/\nroot = \(files.path)\n" })
+            defer { setup.stop() }
+            let conn = try RawHTTP(port: setup.proxy.port, receiveBuffer: 4096)
+            conn.send("GET /files/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            try await Task.sleep(for: .seconds(4))
+            // Reading now: what the kernel held may come first, then the reset or the close.
+            let start = ContinuousClock.now
+            var closed = false
+            while ContinuousClock.now - start < .seconds(4) {
+                if conn.readSome(max: 1 << 20, timeout: .milliseconds(500)) == nil {
+                    closed = true
+                    break
+                }
+            }
+            #expect(closed, "the connection of a client that read nothing for send_timeout is closed")
+            let probe = try await setup.probe()
+            #expect(probe.status == 200 && probe.seconds < 1, "probe: \(probe)")
+        }
+
         // MARK: abort_grace
 
         /// 16 clients ask for a 1 s script and leave at once. An aborted request keeps its

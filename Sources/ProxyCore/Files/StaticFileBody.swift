@@ -65,7 +65,9 @@ final class StaticFileBody {
             progress.done = true
             return progress
         }
-        while frontend.isWritable {
+        // With every piece handed over the body is done even if the last one made the channel
+        // unwritable: the channel sends it, and waiting for writability would only add a turn.
+        while frontend.isWritable || (remainder == nil && nextPiece == pieces.count) {
             if let range = remainder, let handle {
                 let chunk = try read(handle, range: range.lowerBound..<min(range.upperBound, range.lowerBound + Self.chunkSize), allocator: frontend.allocator)
                 let rest = (range.lowerBound + chunk.readableBytes)..<range.upperBound

@@ -63,7 +63,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     /// Too many pipelined requests are queued.
     private var queuePausedReading = false
     private var pendingRead = false
-    private var sendTimer = ConnectionSendTimer()
+    private let sendTimer: ConnectionSendTimer
 
     /// The current response's body is sent in chunks (HTTP/1.1 without Content-Length).
     private var responseChunked = false
@@ -77,6 +77,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
 
     init(shared: ProxyContext, resources: LoopResources, timeouts: ConnectionTimeouts, connectionInfo: ConnectionInfo) {
         self.shared = shared
+        self.sendTimer = ConnectionSendTimer(timeout: TimeAmount(shared.configuration.server.sendTimeout))
         self.resources = resources
         self.timeouts = timeouts
         self.connectionInfo = connectionInfo
@@ -98,6 +99,8 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         channelIsWritable = false
+        // An upgrade hands the connection on: its send clock is the next handler's.
+        sendTimer.stop()
     }
 
     // MARK: Inbound
@@ -317,8 +320,7 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
         channelIsWritable = writable
-        sendTimer.writabilityChanged(
-            isWritable: writable, channel: context.channel, timeout: TimeAmount(shared.configuration.server.sendTimeout))
+        sendTimer.writabilityChanged(isWritable: writable, channel: context.channel)
         exchange?.frontendWritabilityChanged(isWritable: writable)
         context.fireChannelWritabilityChanged()
     }

@@ -44,7 +44,7 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     /// end after the abort) while the stream limit no longer counts it: rapid reset
     /// (CVE-2023-44487). Beyond `maxConcurrentStreams`, GOAWAY(ENHANCE_YOUR_CALM) and close.
     private var abandonedExchanges = 0
-    private var sendTimer = ConnectionSendTimer()
+    private let sendTimer: ConnectionSendTimer
 
     /// The delay between the shutdown notice (GOAWAY with the largest stream id) and the final
     /// GOAWAY, so that streams the client opened meanwhile are still served (RFC 9113 §6.8).
@@ -60,6 +60,7 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
     ) {
         self.upgrade = upgrade
         self.shared = shared
+        self.sendTimer = ConnectionSendTimer(timeout: TimeAmount(shared.configuration.server.sendTimeout))
         self.resources = resources
         self.timeouts = timeouts
         self.connectionInfo = connectionInfo
@@ -133,8 +134,7 @@ final class HTTP2FrontendHandler: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
-        sendTimer.writabilityChanged(
-            isWritable: writable, channel: context.channel, timeout: TimeAmount(shared.configuration.server.sendTimeout))
+        sendTimer.writabilityChanged(isWritable: writable, channel: context.channel)
         if writable { flushOutput() }
         context.fireChannelWritabilityChanged()
     }
