@@ -23,17 +23,11 @@ struct StaticFile {
         case opened(StaticFile)
     }
 
-    /// Opens `path`; nil when there is no regular file (a 404 for the caller). Opened on the
-    /// event loop, as nginx does without thread pools: the route's lookup just stat'ed the same
-    /// path, so its inode is in the kernel's cache.
-    static func opened(at path: String) throws(HTTPError) -> StaticFile? {
-        guard let (fd, info) = try openRegular(path) else { return nil }
-        return StaticFile(fd, info)
-    }
-
     /// Reads the file at `path` whole when `fstat` says it has at most `limit` bytes (one
     /// `pread` for a file that does not change meanwhile), and closes it; a larger one stays
-    /// open. Nil when there is no regular file.
+    /// open. Nil when there is no regular file (a 404 for the caller). Opened and read on the
+    /// event loop, as nginx does without thread pools: the route's lookup just stat'ed the same
+    /// path, so its inode is in the kernel's cache.
     static func read(at path: String, upTo limit: Int) throws(HTTPError) -> Contents? {
         guard let (fd, info) = try openRegular(path) else { return nil }
         let opened = FileIdentity(info)

@@ -11,19 +11,19 @@ enum RouteTarget: Equatable, Sendable {
 
 /// What `stat(2)` says about a file, as far as serving it needs.
 struct FileInfo: Equatable, Sendable {
-    /// Bytes.
-    var size: Int
-    /// Last modification, in seconds since the epoch.
-    var modified: Int
     var isDirectory: Bool
     var isRegular: Bool
     /// What tells this version of the file from any other (the small-file cache's key check).
     var identity: FileIdentity
 
-    /// `identity` defaults to one made of `size` and `modified` alone (tests without disk).
+    /// Bytes.
+    var size: Int { identity.size }
+    /// Last modification, in seconds since the epoch.
+    var modified: Int { identity.modifiedSeconds }
+
+    /// `identity` defaults to one made of `size` and `modified` alone (tests without disk); when
+    /// given, it is what `size` and `modified` say.
     init(size: Int, modified: Int, isDirectory: Bool, isRegular: Bool, identity: FileIdentity? = nil) {
-        self.size = size
-        self.modified = modified
         self.isDirectory = isDirectory
         self.isRegular = isRegular
         self.identity = identity ?? FileIdentity(size: size, modifiedSeconds: modified)
