@@ -127,6 +127,10 @@ public struct ServerConfig: Sendable, Equatable {
     /// HTTP/2 (h2c on cleartext listeners, h2 by ALPN on TLS ones): `http2`, default on when the
     /// binary was built with the HTTP2 trait; without it `http2 = on` is a configuration error.
     public var http2: Bool
+    /// `h2c_upgrade`: whether an HTTP/1.1 request with `Upgrade: h2c` on a cleartext listener
+    /// switches the connection to HTTP/2. Off by default: behind a front proxy that tunnels
+    /// Upgrade, the streams that follow would pass the front proxy's rules unseen.
+    public var h2cUpgrade: Bool
     /// Value of SERVER_SOFTWARE and of the `Server` response header.
     public var serverSoftware: String
     /// On SIGTERM/SIGINT, how long requests in flight may take to finish before their
@@ -182,6 +186,7 @@ public struct ServerConfig: Sendable, Equatable {
         tlsCertificateLine: Int = 0,
         tlsKeyLine: Int = 0,
         http2: Bool = ServerConfig.builtWithHTTP2,
+        h2cUpgrade: Bool = false,
         serverSoftware: String = "fcgiproxy",
         shutdownTimeout: Duration = .seconds(30),
         user: String? = nil,
@@ -214,6 +219,7 @@ public struct ServerConfig: Sendable, Equatable {
         self.tlsCertificateLine = tlsCertificateLine
         self.tlsKeyLine = tlsKeyLine
         self.http2 = http2
+        self.h2cUpgrade = h2cUpgrade
         self.serverSoftware = serverSoftware
         self.shutdownTimeout = shutdownTimeout
     }

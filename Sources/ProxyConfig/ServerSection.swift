@@ -86,6 +86,8 @@ struct ServerSection {
                     config.http2 = enabled
                 }
             }
+        case "h2c_upgrade":
+            if let enabled = keys.single(entry, &errors, ConfigValue.bool) { config.h2cUpgrade = enabled }
         case "user":
             if let user = keys.single(entry, &errors, SystemAccount.user) { config.user = user }
         case "group":
@@ -109,6 +111,9 @@ struct ServerSection {
             for line in tlsListenLines {
                 errors.add(line: line, "a \"tls\" listener needs both \"tls_certificate\" and \"tls_key\" in [server]")
             }
+        }
+        if result.h2cUpgrade && !result.http2, let line = keys.line(of: "h2c_upgrade") {
+            errors.add(line: line, "\"h2c_upgrade = on\" needs HTTP/2 (\"http2 = on\" in [server])")
         }
         // One without the other is always a mistake, even before any TLS listener exists.
         if let line = keys.line(of: "tls_certificate"), !hasKey {

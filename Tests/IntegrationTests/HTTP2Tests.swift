@@ -119,12 +119,28 @@ extension Integration {
             #expect(one.stderr.contains("ALPN: server accepted http/1.1"), "\(one.stderr)")
         }
 
-        /// `curl --http2` on http:// asks for `Upgrade: h2c`: the request is answered as stream 1
-        /// after a 101, and the next requests on the connection are HTTP/2 streams. A request
-        /// with a body stays HTTP/1.1 (RFC 9113 allows ignoring the upgrade); so does everything
-        /// with `http2 = off`.
-        @Test func upgradeH2cSwitchesTheConnection() async throws {
+        /// By default `Upgrade: h2c` is ignored: `curl --http2` on http:// gets HTTP/1.1 answers,
+        /// and the upgrade fields do not reach the backend.
+        @Test func upgradeH2cIsIgnoredByDefault() async throws {
             let fixture = try await Fixture.shared()
+            let url = fixture.url("/info.php")
+            let r = try await ChildProcess.run(
+                Paths.curl, ["-s", "--http2", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_version} %{http_code}\n", url, url])
+            #expect(r.stdoutText == "1.1 200\n1.1 200\n", "\(r.stdoutText) \(r.stderrText)")
+            let asked = try await Curl.run(["--http2", "-v", url])
+            #expect(!asked.stderr.contains("101 Switching Protocols"), "\(asked.stderr)")
+            let info = try asked.json()
+            #expect(info["SERVER_PROTOCOL"] as? String == "HTTP/1.1")
+            #expect(info["HTTP_UPGRADE"] == nil && info["HTTP_HTTP2_SETTINGS"] == nil, "\(info)")
+        }
+
+        /// With `h2c_upgrade = on`, `curl --http2` on http:// asks for `Upgrade: h2c`: the request
+        /// is answered as stream 1 after a 101, and the next requests on the connection are HTTP/2
+        /// streams. A request with a body stays HTTP/1.1 (RFC 9113 allows ignoring the upgrade);
+        /// so does everything with `http2 = off`.
+        @Test func upgradeH2cSwitchesTheConnection() async throws {
+            let fixture = try await Fixture.extraFrontEnd { $0.extraServerINI = "h2c_upgrade = on" }
+            defer { fixture.stop() }
             let url = fixture.url("/info.php")
             let r = try await ChildProcess.run(
                 Paths.curl, ["-s", "--http2", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_version} %{http_code} %{num_connects}\n", url, url])

@@ -59,6 +59,14 @@ import Testing
     @Test func http2OnInABuildWithHTTP2() {
         #expect(parseServer("http2 = on")?.http2 == true)
     }
+
+    @Test func h2cUpgradeIsOffUnlessAsked() {
+        #expect(parseServer("threads = 1")?.h2cUpgrade == false)
+        #expect(parseServer("h2c_upgrade = on")?.h2cUpgrade == true)
+        let errors = parseErrors("[server]\nhttp2 = off\nh2c_upgrade = on\n")
+        #expect(errors.map(\.line) == [3], "\(errors)")
+        #expect(errors.first?.message.contains("needs HTTP/2") == true, "\(errors)")
+    }
     #else
     @Test func http2OnInABuildWithoutHTTP2IsAnError() {
         let errors = parseErrors("[server]\nhttp2 = yes\n")
@@ -93,6 +101,7 @@ import Testing
         ("server_software = \"\"", "expected a non-empty value"),
         ("metrics = 9145", "expected host:port, [v6]:port or unix:/path"),
         ("http2 = maybe", "expected on/off, yes/no, true/false or 1/0"),
+        ("h2c_upgrade = maybe", "expected on/off, yes/no, true/false or 1/0"),
         ("listen = 127.0.0.1:80 ssl", "expected host:port, [v6]:port or unix:/path, optionally followed by \"tls\""),
     ])
     func badServerValues(line: String, expected: String) {

@@ -212,12 +212,12 @@ final class HTTPFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler, 
     private var switchedToHTTP2 = false
 
     /// The decoded HTTP2-Settings of a request that may switch to h2c (RFC 7540 §3.2): HTTP/1.1
-    /// on a cleartext connection with `http2` on, `Upgrade: h2c`, `Connection: upgrade`, exactly
+    /// on a cleartext connection with `http2` and `h2c_upgrade` on, `Upgrade: h2c`, `Connection: upgrade`, exactly
     /// one valid HTTP2-Settings, no body (a body would have to be read over HTTP/1.1 first), and
     /// nothing else in flight on the connection. Otherwise nil: served over HTTP/1.1, as RFC 9113
     /// allows.
     private func h2cUpgradeSettings(_ head: HTTPRequestHead) -> [UInt8]? {
-        guard shared.configuration.server.http2, !connectionInfo.isTLS, head.version == .http1_1,
+        guard shared.configuration.server.http2, shared.configuration.server.h2cUpgrade, !connectionInfo.isTLS, head.version == .http1_1,
             exchange == nil, queue.isEmpty, !closeAfterResponse,
             head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "h2c" }),
             head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" }),

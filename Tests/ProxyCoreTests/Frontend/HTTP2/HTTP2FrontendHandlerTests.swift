@@ -171,10 +171,24 @@ import Testing
         #expect(!channel.isActive)
     }
 
+    /// Without `h2c_upgrade = on` an `Upgrade: h2c` request is plain HTTP/1.1: no 101, and the
+    /// connection stays HTTP/1.1 (here the route's 404 for a missing script).
+    @Test func upgradeRequestIsServedAsHTTP1ByDefault() throws {
+        let channel = try makeChannel()
+        let upgrade = Array(
+            "GET /app/missing.php HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: \r\n\r\n".utf8)
+        try send(channel, upgrade)
+        channel.embeddedEventLoop.run()
+        let out = String(decoding: try output(channel), as: UTF8.self)
+        #expect(out.hasPrefix("HTTP/1.1 404 "), "\(out)")
+        #expect(!out.contains("101"), "\(out)")
+        #expect(channel.isActive)
+    }
+
     /// Bytes behind an `Upgrade: h2c` request in the same read are the client's preface and
     /// frames: they reach the HTTP/2 session (here a PING, answered with its ACK).
     @Test func bytesBehindAnUpgradeRequestGoToHTTP2() throws {
-        let channel = try makeChannel()
+        let channel = try makeChannel { $0.h2cUpgrade = true }
         let upgrade = Array(
             "GET /app/missing.php HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: \r\n\r\n".utf8)
         let ping = Self.frame(type: 6, flags: 0, streamID: 0, Array("12345678".utf8))
