@@ -31,6 +31,36 @@ extension Integration {
             #expect(!r.text.contains("root:"))
         }
 
+        /// A Host that is no host name is refused before anything is derived from it (routing,
+        /// SERVER_NAME, HTTP_HOST), as nginx does for `a/b`, `../..` and `a b`.
+        @Test(arguments: ["../..", "a/b", "a b"])
+        func invalidHostIs400(host: String) async throws {
+            try await expectHostRefused(host)
+        }
+
+        @Test(.fcgiproxyOnly("names nginx lets through"), arguments: ["a\\b", "%61", "a, b", "a..b", "a@b"])
+        func hostWithOtherThanNameCharactersIs400(host: String) async throws {
+            try await expectHostRefused(host)
+        }
+
+        private func expectHostRefused(_ host: String) async throws {
+            let f = try await Fixture.shared()
+            let reply = try f.raw("GET /info.php HTTP/1.1\r\nHost: \(host)\r\n\r\n", untilClose: true)
+            #expect(reply.status == 400, "\(host) → \(reply.text.prefix(200))")
+            #expect(!reply.text.contains("SERVER_NAME"))
+        }
+
+        @Test(.fcgiproxyOnly("nginx's SERVER_NAME is its server_name, not the request's Host"),
+              arguments: [("Example.COM:8080", "example.com"), ("[::1]:80", "[::1]"), ("example.com.", "example.com")])
+        func validHostNamesTheServer(host: String, serverName: String) async throws {
+            let f = try await Fixture.shared()
+            let r = try await f.curl("/info.php", ["-H", "Host: \(host)"])
+            #expect(r.status == 200)
+            let info = try r.json()
+            #expect(info["SERVER_NAME"] as? String == serverName, "\(info)")
+            #expect((info["HTTP"] as? [String: Any])?["HTTP_HOST"] as? String == host, "\(info)")
+        }
+
         @Test(arguments: ["/index.php%00", "/info.php%00.jpg"])
         func nulInPathIs400(path: String) async throws {
             let f = try await Fixture.shared()

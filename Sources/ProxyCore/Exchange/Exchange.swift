@@ -68,6 +68,8 @@ final class Exchange {
         var transferEncodings = 0
         var contentLengths = 0
         var hosts = 0
+        /// The first Host value.
+        var host: String?
         /// The first Expect value.
         var expect: String?
     }
@@ -77,6 +79,7 @@ final class Exchange {
         for field in headers {
             switch field.name.utf8.count {
             case 4 where field.name.equalsLowercasedASCII("host"):
+                if fields.hosts == 0 { fields.host = field.value }
                 fields.hosts += 1
             case 6 where fields.expect == nil && field.name.equalsLowercasedASCII("expect"):
                 fields.expect = field.value
@@ -149,6 +152,9 @@ final class Exchange {
             if length > 0 { bodyFraming = .contentLength(length) }
         } else if bodyWithoutLength {
             bodyFraming = .unknownLength
+        }
+        if let host = fields.host, !HostField.isValid(host) {
+            throw HTTPError(400, "invalid Host", closeConnection: true)
         }
         if head.version.major == 1, head.version.minor >= 1 {
             if fields.hosts != 1 {

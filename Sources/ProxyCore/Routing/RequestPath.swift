@@ -62,8 +62,8 @@ public struct RequestPath: Sendable, Equatable {
     }
 
     /// `scheme://authority[/path][?query]` → (authority, origin-form). Only http and https name
-    /// something this proxy can serve; userinfo is refused because `a@b` is a classic way to
-    /// make two parsers disagree about the host.
+    /// something this proxy can serve; the authority must be a valid ``HostField`` (so userinfo,
+    /// `a@b`, a classic way to make two parsers disagree about the host, is refused).
     private static func splitAbsoluteForm(_ target: String) throws(HTTPError) -> (String, Substring) {
         guard let colon = target.utf8.firstIndex(of: UInt8(ascii: ":")) else {
             throw HTTPError(400, "request-target is neither origin-form nor absolute-form")
@@ -78,7 +78,7 @@ public struct RequestPath: Sendable, Equatable {
             afterAuthority.utf8.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }
             ?? target.endIndex
         let authority = target[authorityStart..<authorityEnd]
-        guard !authority.isEmpty, !authority.utf8.contains(UInt8(ascii: "@")) else {
+        guard !authority.isEmpty, HostField.isValid(String(authority)) else {
             throw HTTPError(400, "invalid authority in absolute-form request-target")
         }
         let rest = target[authorityEnd...]

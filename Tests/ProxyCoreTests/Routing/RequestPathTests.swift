@@ -86,6 +86,11 @@ import Testing
         #expect(queryOnly.query == "q")
     }
 
+    @Test(arguments: ["http://a:b@c/", "http://../../x", "http://a%62/x", "http://a,b/x", "http://user@host/"])
+    func absoluteFormWithAnInvalidAuthorityIs400(target: String) {
+        expectStatus(400) { _ = try RequestPath(target: target) }
+    }
+
     @Test func absoluteFormPathIsNormalizedToo() {
         expectStatus(400) { _ = try RequestPath(target: "http://host/../etc/passwd") }
     }
