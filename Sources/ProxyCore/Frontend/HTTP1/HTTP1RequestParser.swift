@@ -354,16 +354,13 @@ public struct HTTP1RequestParser: Sendable {
                 return nil
             }
             guard index > 0 else { throw malformed("invalid chunk size") }
-            if bytes[index] == UInt8(ascii: ";") {
-                // Extensions are ignored; only their bytes are checked.
-                index += 1
-                while index < bytes.count, isFieldByte(bytes[index]) { index += 1 }
-            }
-            guard index < bytes.count else {
-                guard index < maxChunkLineSize else { throw malformed("chunk-size line too long") }
+            // Extensions are ignored, but must have their grammar: a line that one parser reads
+            // as extensions and another as something else is how chunked smuggling starts.
+            guard let end = try chunkExtensionsEnd(bytes, from: index) else {
+                guard bytes.count < maxChunkLineSize else { throw malformed("chunk-size line too long") }
                 return nil
             }
-            guard bytes[index] == .cr else { throw malformed("invalid chunk size") }
+            index = end
             guard index + 1 < bytes.count else { return nil }
             guard bytes[index + 1] == .lf else { throw malformed("bare CR in a chunk-size line") }
             guard index + 2 <= maxChunkLineSize else { throw malformed("chunk-size line too long") }
@@ -372,6 +369,73 @@ public struct HTTP1RequestParser: Sendable {
         guard let parsed else { return nil }
         buffer.moveReaderIndex(forwardBy: parsed.length)
         return parsed.size
+    }
+
+    /// The index of the CR that ends `*( BWS ";" BWS token [ BWS "=" BWS ( token /
+    /// quoted-string ) ] )` from `start` (RFC 9112 §7.1.1); nil when the line is not complete.
+    private static func chunkExtensionsEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) throws(HTTPError) -> Int? {
+        var index = start
+        func skipWhitespace() {
+            while index < bytes.count, bytes[index] == .space || bytes[index] == .tab { index += 1 }
+        }
+        func token() throws(HTTPError) -> Bool {
+            let first = index
+            while index < bytes.count, HTTPSyntax.isTokenByte(bytes[index]) { index += 1 }
+            if index == bytes.count { return false }
+            guard index > first else { throw malformed("invalid chunk extension") }
+            return true
+        }
+        while true {
+            let beforeWhitespace = index
+            skipWhitespace()
+            guard index < bytes.count else { return nil }
+            if bytes[index] == .cr {
+                // Whitespace is only allowed in front of ";" and around "=".
+                guard index == beforeWhitespace else { throw malformed("invalid chunk extension") }
+                return index
+            }
+            guard bytes[index] == UInt8(ascii: ";") else { throw malformed("invalid chunk size") }
+            index += 1
+            skipWhitespace()
+            guard try token() else { return nil }
+            let afterName = index
+            skipWhitespace()
+            guard index < bytes.count else { return nil }
+            guard bytes[index] == UInt8(ascii: "=") else {
+                index = afterName
+                continue
+            }
+            index += 1
+            skipWhitespace()
+            guard index < bytes.count else { return nil }
+            if bytes[index] == UInt8(ascii: "\"") {
+                guard try quotedStringEnd(bytes, from: index, at: &index) else { return nil }
+            } else {
+                guard try token() else { return nil }
+            }
+        }
+    }
+
+    /// Moves `index` past the quoted-string that opens at `start`; false when it is not complete.
+    private static func quotedStringEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, at index: inout Int) throws(HTTPError) -> Bool {
+        var position = start + 1
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                index = position + 1
+                return true
+            }
+            if byte == UInt8(ascii: "\\") {
+                position += 1
+                guard position < bytes.count else { return false }
+                guard isFieldByte(bytes[position]) else { throw malformed("invalid chunk extension") }
+            } else if !isFieldByte(byte) {
+                // Also CR and LF: a quote left open does not swallow the line end.
+                throw malformed("invalid chunk extension")
+            }
+            position += 1
+        }
+        return false
     }
 
     /// Consumes the trailer section once it is complete (true); its fields are checked and

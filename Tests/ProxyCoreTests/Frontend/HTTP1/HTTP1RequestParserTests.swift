@@ -154,7 +154,8 @@ private let chunkedHeadEvent = ParseEvent.head("POST / HTTP/1.1", ["Transfer-Enc
               [.head("POST / HTTP/1.1", ["Transfer-Encoding: CHUNKED"]), .body("hello world"), .end]),
         .init("CRLF in chunk data", chunkedHead + "3\r\n\r\n\r\r\n0\r\n\r\n",
               [chunkedHeadEvent, .body("\r\n\r"), .end]),
-        .init("extension HTAB, SP, UTF-8", chunkedHead + "1;\ta=b c;d\t;é\r\nx\r\n0\r\n\r\n",
+        .init("extensions with BWS where RFC 9112 allows it",
+              chunkedHead + "1 ;\ta = b ;d\t;e=\"q\\\"x y\" ; f\r\nx\r\n0\r\n\r\n",
               [chunkedHeadEvent, .body("x"), .end]),
         .init("many zeros", chunkedHead + "00000000000000000000005\r\nhello\r\n0\r\n\r\n",
               [chunkedHeadEvent, .body("hello"), .end]),
@@ -219,7 +220,10 @@ private let chunkedHeadEvent = ParseEvent.head("POST / HTTP/1.1", ["Transfer-Enc
             ("GET / HTTP/1.1\r\nX", "Y: v\r\n\r\n", tchar || byte == 0x3A),
             // RFC 9110 §5.5: field-vchar, SP and HTAB only.
             ("GET / HTTP/1.1\r\nX: a", "b\r\n\r\n", visible || byte == 0x20 || byte == 0x09),
-            (chunkedHead + "1;e", "\r\nx\r\n0\r\n\r\n", visible || byte == 0x20 || byte == 0x09),
+            // RFC 9112 §7.1.1: chunk-ext-name = token.
+            (chunkedHead + "1;e", "\r\nx\r\n0\r\n\r\n", tchar),
+            // chunk-ext-val = token / quoted-string (qdtext and quoted-pair: HTAB, SP, visible).
+            (chunkedHead + "1;e=\"", "\"\r\nx\r\n0\r\n\r\n", (visible && byte != 0x22 && byte != 0x5C) || byte == 0x20 || byte == 0x09),
         ]
         for (before, after, accepted) in cases {
             let input = Array(before.utf8) + [byte] + Array(after.utf8)
@@ -323,7 +327,12 @@ private let chunkedHeadEvent = ParseEvent.head("POST / HTTP/1.1", ["Transfer-Enc
 
     @Test(arguments: [
         // RFC 9112 §7.1: chunk-size = 1*HEXDIG, no sign, prefix or whitespace; 16 digits would overflow.
-        "\r\n", ";x\r\n", "0x10\r\n", "+a\r\n", "-1\r\n", " a\r\n", "a \r\n", "a\t\r\n", "5 ;x\r\n", "g\r\n",
+        "\r\n", ";x\r\n", "0x10\r\n", "+a\r\n", "-1\r\n", " a\r\n", "a \r\n", "a\t\r\n", "g\r\n",
+        // RFC 9112 §7.1.1: each extension has a token name, a value is a token or a closed quoted-string.
+        "5;\r\nhello\r\n0\r\n\r\n", "5;=x\r\nhello\r\n0\r\n\r\n", "5;a=\"x\r\nhello\r\n0\r\n\r\n",
+        "5;a=\r\nhello\r\n0\r\n\r\n", "5;a b\r\nhello\r\n0\r\n\r\n", "5;a=b c\r\nhello\r\n0\r\n\r\n",
+        "5;a \r\nhello\r\n0\r\n\r\n", "5 x\r\nhello\r\n0\r\n\r\n", "5;é\r\nhello\r\n0\r\n\r\n",
+        "5;a=\"x\\\r\nhello\r\n0\r\n\r\n", "5;;a\r\nhello\r\n0\r\n\r\n",
         "ffffffffffffffff\r\n", "1ffffffffffffffff\r\n", "10000000000000000\r\n",
         // 16 significant digits even when the value would fit an Int.
         "1000000000000000\r\n", "7fffffffffffffff\r\n", "0001000000000000000\r\n",
