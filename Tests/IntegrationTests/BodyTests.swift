@@ -65,6 +65,22 @@ extension Integration {
             #expect(json["md5"] as? String == "5eb63bbbe01eeed093cb22bb8f5acdc3")  // md5("hello world")
         }
 
+        /// CONTENT_LENGTH is "0" for an empty body however it was framed (nginx passes the
+        /// field's "0" on), and empty only for a request without a body.
+        @Test func emptyBodyIsContentLengthZero() async throws {
+            let f = try await Fixture.shared()
+            let declared = try f.raw("POST /post.php HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
+            #expect(declared.status == 200)
+            let declaredJSON = try Util.json(Data(try #require(declared.finals.first).body))
+            #expect(declaredJSON["content_length"] as? String == "0", "\(declaredJSON)")
+            let chunked = try f.raw("POST /post.php HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            let chunkedJSON = try Util.json(Data(try #require(chunked.finals.first).body))
+            #expect(chunkedJSON["content_length"] as? String == "0", "\(chunkedJSON)")
+            let none = try f.raw("GET /post.php HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let noneJSON = try Util.json(Data(try #require(none.finals.first).body))
+            #expect((noneJSON["content_length"] as? String ?? "") == "", "\(noneJSON)")
+        }
+
         @Test func expect100Continue() async throws {
             let f = try await Fixture.shared()
             let conn = try RawHTTP(port: f.port)

@@ -33,6 +33,9 @@ final class Exchange {
 
     /// The body the client sends; a redirected request's upstream gets none.
     private(set) var bodyFraming: BodyFraming = .none
+    /// `Content-Length: 0`: no body to read, but the backend is told "0" (as nginx does, and as
+    /// for an empty chunked body), not "" as for a request without any.
+    private(set) var declaredEmptyBody = false
     private(set) var bodyReceived = 0
     private(set) var requestEnded = false
     private var wantsContinue = false
@@ -149,7 +152,7 @@ final class Exchange {
             if length > server.maxBodySize {
                 throw HTTPError(413, "body of \(length) bytes over max_body_size", closeConnection: true)
             }
-            if length > 0 { bodyFraming = .contentLength(length) }
+            if length > 0 { bodyFraming = .contentLength(length) } else { declaredEmptyBody = true }
         } else if bodyWithoutLength {
             bodyFraming = .unknownLength
         }
@@ -322,6 +325,7 @@ final class Exchange {
         head.headers.remove(name: "content-type")
         head.headers.remove(name: "transfer-encoding")
         bodyFraming = .none
+        declaredEmptyBody = false
         clock.bodyEnded()
         do {
             try dispatch()

@@ -104,7 +104,7 @@ final class FastCGIUpstream: Upstream, FastCGIResponseReceiver, FastCGIConnectio
 
         let contentLength: Int?
         switch bodyMode {
-        case .none: contentLength = nil
+        case .none: contentLength = exchange.declaredEmptyBody ? 0 : nil
         case .contentLength(let length): contentLength = length
         case .buffered(let buffer):
             if !exchange.requestEnded {
