@@ -47,6 +47,42 @@ extension Integration {
             #expect(proxy.isRunning)
         }
 
+        /// A request on a connection accepted before the descriptors ran out, whose backend
+        /// connection cannot be opened (EMFILE), is answered 502 at once, not after a wait.
+        @Test func backendConnectWithoutDescriptorsIs502AtOnce() async throws {
+            let fixture = try await Fixture.shared()
+            let dir = try TempDir("fcgiproxy-emfile-backend")
+            let port = try Net.freePort()
+            var options = FrontEndOptions(backendSocket: fixture.php.socketPath)
+            options.extraServerINI = "threads = 1\naccess_log = off"
+            let ini = try dir.write("emfile.ini", ProxyProcess.ini(options, port: port))
+            let log = dir.file("emfile.log")
+            let proxy = try ChildProcess.launch(
+                "/bin/sh", ["-c", "ulimit -n 64 && exec \"$0\" --config \"$1\"", Paths.fcgiproxyBinary, ini], logPath: log)
+            defer { proxy.stop() }
+            let started = await Net.waitUntilAccepting(port: port, timeout: .seconds(15), alive: { proxy.isRunning })
+            try #require(started, "fcgiproxy did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+
+            let first = try RawHTTP(port: port)
+            var clients: [RawHTTP] = []
+            for _ in 0..<120 {
+                if let client = try? RawHTTP(port: port) { clients.append(client) }
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            try #require(text.contains("cannot accept connections"), "the descriptors did not run out: \(text.suffix(1500))")
+
+            let clock = ContinuousClock()
+            let start = clock.now
+            first.send("GET /status.php?code=200 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let reply = first.readResponses(1, timeout: .seconds(10))
+            let took = clock.now - start
+            #expect(reply.status == 502, "\(reply.text.prefix(300))")
+            #expect(took < .seconds(2), "answered after \(took)")
+            #expect(proxy.isRunning)
+            clients.removeAll()
+        }
+
         /// utime + stime of a process in clock ticks (100 a second here).
         static func cpuTicks(_ pid: Int32) -> Int? {
             guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/stat"),
