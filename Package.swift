@@ -72,6 +72,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "ProxyConfig", swiftSettings: strict),
+        .target(name: "HTTPFieldBytes", swiftSettings: strict),
         // Only built and linked when a target that needs it is built with the HTTP2 trait: without
         // the trait, neither the headers nor libnghttp2.so are needed.
         .systemLibrary(
@@ -82,6 +83,7 @@ let package = Package(
         .target(
             name: "ProxyHTTP2",
             dependencies: [
+                "HTTPFieldBytes",
                 .target(name: "CNGHTTP2", condition: .when(traits: ["HTTP2"])),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -105,6 +107,7 @@ let package = Package(
             dependencies: [
                 "FastCGI", "FastCGIClient", "ProxyConfig",
                 // The HTTP/2 front end (HTTP2FrontendHandler) drives ProxyHTTP2's nghttp2 session.
+                "HTTPFieldBytes",
                 .target(name: "ProxyHTTP2", condition: .when(traits: ["HTTP2"])),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -178,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "ProxyCoreTests",
             dependencies: [
-                "ProxyCore", "ProxyConfig", "FastCGIClient",
+                "ProxyCore", "ProxyConfig", "FastCGIClient", "HTTPFieldBytes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

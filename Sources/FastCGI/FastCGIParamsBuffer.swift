@@ -160,6 +160,18 @@ public struct FastCGIParamsEncoder {
             of: value, into: out, at: FastCGINameValuePairs.storeBytes(of: name, into: out, at: position))
     }
 
+    /// Appends one pair whose value is the raw `bytes` (not necessarily UTF-8), as
+    /// ``append(name:value:)``.
+    public mutating func append(name: String, bytes: UnsafeRawBufferPointer) {
+        guard let position = reserve(forPairOf: name.utf8.count, bytes.count, name: name) else { return }
+        let out = UnsafeMutableRawBufferPointer(start: storage, count: capacity)
+        let start = FastCGINameValuePairs.storeBytes(of: name, into: out, at: position)
+        if bytes.count > 0 {
+            UnsafeMutableRawBufferPointer(rebasing: out[start..<start + bytes.count]).copyMemory(from: bytes)
+        }
+        used = start + bytes.count
+    }
+
     /// Appends one pair whose value is `prefix` followed by `suffix`, as ``append(name:value:)``.
     @inlinable
     public mutating func append(name: String, value prefix: String, _ suffix: Substring) {

@@ -1,5 +1,6 @@
 #if HTTP2
 import CNGHTTP2
+import HTTPFieldBytes
 import NIOCore
 
 /// The nghttp2 callbacks: C function pointers that find the session through the user data.
@@ -85,7 +86,7 @@ extension HTTP2ServerSession {
             streams[streamID]!.headers = []
             return 0
         }
-        let valueString = String(decoding: value, as: UTF8.self)
+        let valueString = FieldBytes.string(UnsafeRawBufferPointer(value))
         if name.first == UInt8(ascii: ":") {
             switch String(decoding: name, as: UTF8.self) {
             case ":method": streams[streamID]!.method = valueString

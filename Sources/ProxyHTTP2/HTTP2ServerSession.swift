@@ -1,5 +1,6 @@
 #if HTTP2
 import CNGHTTP2
+import HTTPFieldBytes
 import NIOCore
 
 /// A server-side HTTP/2 connection state over an nghttp2 session: bytes in, events and bytes out.
@@ -264,7 +265,7 @@ public final class HTTP2ServerSession {
         }
         add(":status".utf8, String(status).utf8, lowercase: false)
         for (name, value) in headers where !isConnectionSpecific(name) {
-            add(name.utf8, value.utf8, lowercase: true)
+            FieldBytes.withBytes(value) { add(name.utf8, $0, lowercase: true) }
         }
         return bytes.withUnsafeMutableBufferPointer { buffer in
             let base = buffer.baseAddress!

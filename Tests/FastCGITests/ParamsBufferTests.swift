@@ -106,4 +106,22 @@ import Testing
             requestID: 3, flags: 1, endingStdin: false)
         #expect(Self.framed(buffer, requestID: 3, flags: 1, endingStdin: false) == expected)
     }
+
+    /// A value of raw bytes (a header that was not UTF-8) is sent as those bytes.
+    @Test func rawBytesValueIsSentAsIs() throws {
+        let buffer = FastCGIParamsBuffer()
+        let raw: [UInt8] = [0xE9, 0xFF, 0x41]
+        let long = [UInt8](repeating: 0xFE, count: 300)
+        buffer.encode { encoder in
+            raw.withUnsafeBytes { encoder.append(name: "HTTP_X_OBS", bytes: $0) }
+            long.withUnsafeBytes { encoder.append(name: "HTTP_X_LONG", bytes: $0) }
+            encoder.append(name: "A", value: "b")
+        }
+        var writer = FastCGIParamsWriter(requestID: 1, flags: 0, allocator: ByteBufferAllocator())
+        try writer.append(name: "HTTP_X_OBS", value: ByteBuffer(bytes: raw))
+        try writer.append(name: "HTTP_X_LONG", value: ByteBuffer(bytes: long))
+        try writer.append(name: "A", value: "b")
+        let expected = Array(writer.finish(endingStdin: false).readableBytesView)
+        #expect(Self.framed(buffer, requestID: 1, flags: 0, endingStdin: false) == expected)
+    }
 }

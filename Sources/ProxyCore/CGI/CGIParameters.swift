@@ -1,4 +1,5 @@
 import FastCGI
+import HTTPFieldBytes
 import NIOHTTP1
 import ProxyConfig
 
@@ -52,6 +53,8 @@ public protocol CGIParameterSink {
     mutating func append(name: String, value: String)
     /// A pair whose value is `prefix` + `suffix` (no joined string needed).
     mutating func append(name: String, value prefix: String, _ suffix: Substring)
+    /// A pair whose value is raw bytes: a header value that was not UTF-8 (``FieldBytes``).
+    mutating func append(name: String, bytes: UnsafeRawBufferPointer)
 }
 
 extension FastCGIParamsEncoder: CGIParameterSink {}
@@ -78,6 +81,11 @@ public struct CGIParameters: Sendable, CGIParameterSink {
 
     public mutating func append(name: String, value prefix: String, _ suffix: Substring) {
         pairs.append((name, prefix + suffix))
+    }
+
+    /// Kept as the string that carries the bytes (``FieldBytes``): nothing is lost.
+    public mutating func append(name: String, bytes: UnsafeRawBufferPointer) {
+        pairs.append((name, FieldBytes.string(bytes)))
     }
 
     /// The value of `name`, if present (a linear search: for tests and logging).
@@ -216,7 +224,12 @@ public struct CGIParameters: Sendable, CGIParameterSink {
                 }
             }
             for index in 0..<count {
-                sink.append(name: base[index].name, value: base[index].value)
+                // A value that was not UTF-8 goes as the bytes the client sent.
+                if FieldBytes.hasEscapes(base[index].value) {
+                    FieldBytes.withBytes(base[index].value) { sink.append(name: base[index].name, bytes: $0) }
+                } else {
+                    sink.append(name: base[index].name, value: base[index].value)
+                }
             }
             return hostEmitted
         }

@@ -1,3 +1,4 @@
+import HTTPFieldBytes
 import NIOCore
 
 /// The CGI response header block (RFC 3875 §6) turned into what the front end sends or does.
@@ -220,7 +221,7 @@ public struct CGIResponseHeadParser: Sendable {
         if Self.hopByHopFields.contains(where: { HTTPSyntax.equalsLowercased(name, $0) }) {
             return
         }
-        let valueString = String(decoding: value, as: UTF8.self)
+        let valueString = FieldBytes.string(value)
         if HTTPSyntax.equalsLowercased(name, "content-length") {
             guard let length = HTTPSyntax.decimal(value) else {
                 throw HTTPError(502, "invalid Content-Length in CGI response")
@@ -278,6 +279,6 @@ public struct CGIResponseHeadParser: Sendable {
             throw HTTPError(502, "CGI Status \(code) is outside 200...599")
         }
         let reasonBytes = rest.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
-        return (code, reasonBytes.isEmpty ? nil : String(decoding: reasonBytes, as: UTF8.self))
+        return (code, reasonBytes.isEmpty ? nil : FieldBytes.string(reasonBytes))
     }
 }

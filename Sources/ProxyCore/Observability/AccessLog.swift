@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import HTTPFieldBytes
 import NIOCore
 import NIOHTTP1
 import ProxyConfig
@@ -148,13 +149,16 @@ public final class AccessLog: Sendable {
             return
         }
         let hex: StaticString = "0123456789ABCDEF"
-        for byte in text.utf8 {
-            if needsEscape(byte) {
-                buffer.writeStaticString("\\x")
-                buffer.writeInteger(hex.utf8Start[Int(byte >> 4)])
-                buffer.writeInteger(hex.utf8Start[Int(byte & 0xf)])
-            } else {
-                buffer.writeInteger(byte)
+        // The bytes the client sent (``FieldBytes``), each escaped once.
+        FieldBytes.withBytes(text) { bytes in
+            for byte in bytes {
+                if needsEscape(byte) {
+                    buffer.writeStaticString("\\x")
+                    buffer.writeInteger(hex.utf8Start[Int(byte >> 4)])
+                    buffer.writeInteger(hex.utf8Start[Int(byte & 0xf)])
+                } else {
+                    buffer.writeInteger(byte)
+                }
             }
         }
     }

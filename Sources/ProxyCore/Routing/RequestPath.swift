@@ -28,8 +28,10 @@ public struct RequestPath: Sendable, Equatable {
     /// Splits and normalizes `target`; throws `HTTPError(400)` for anything the policy above rejects.
     public init(target: String) throws(HTTPError) {
         // Raw controls are checked over the whole target once, authority included.
+        // Bytes above 0x7F are not in RFC 9112's request-target either (clients percent-encode
+        // them); refused as HAProxy does, rather than guessed at.
         let clean = target.withUTF8Bytes { bytes in
-            !bytes.contains { Self.isControl($0) || $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "#") }
+            !bytes.contains { Self.isControl($0) || $0 >= 0x80 || $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "#") }
         }
         guard clean else {
             throw HTTPError(400, "invalid character in request-target")

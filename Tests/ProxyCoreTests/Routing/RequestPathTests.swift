@@ -91,6 +91,12 @@ import Testing
         expectStatus(400) { _ = try RequestPath(target: target) }
     }
 
+    /// RFC 9112's request-target has no byte above 0x7F: a raw one is refused, never rewritten.
+    @Test(arguments: ["/h/\u{FF}", "/caf\u{E9}", "/a?q=\u{E9}"])
+    func rawNonASCIIInTheTargetIs400(target: String) {
+        expectStatus(400) { _ = try RequestPath(target: target) }
+    }
+
     @Test func absoluteFormPathIsNormalizedToo() {
         expectStatus(400) { _ = try RequestPath(target: "http://host/../etc/passwd") }
     }

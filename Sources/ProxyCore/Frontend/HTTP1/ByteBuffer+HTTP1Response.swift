@@ -1,3 +1,4 @@
+import HTTPFieldBytes
 import NIOCore
 import NIOHTTP1
 
@@ -47,7 +48,7 @@ extension ByteBuffer {
             writer.append(isHTTP10 ? "HTTP/1.0 " : "HTTP/1.1 ")
             writer.appendStatusCode(status)
             writer.append(" ")
-            writer.append(reason)
+            writer.appendFieldBytes(reason)
             writer.append("\r\n")
             for field in fields {
                 if omitContentLength, field.name.utf8.count == 14, field.name.lowercased() == "content-length" {
@@ -55,7 +56,7 @@ extension ByteBuffer {
                 }
                 writer.append(field.name)
                 writer.append(": ")
-                writer.append(field.value)
+                writer.appendFieldBytes(field.value)
                 writer.append("\r\n")
             }
             if let date {
@@ -119,6 +120,15 @@ struct RawByteWriter {
         text.withUTF8Bytes { bytes in
             UnsafeMutableRawBufferPointer(rebasing: out[position..<position + bytes.count])
                 .copyMemory(from: UnsafeRawBufferPointer(bytes))
+            position += bytes.count
+        }
+    }
+
+    /// The bytes a field value stands for (``FieldBytes``): never more than its UTF-8, so the
+    /// sizes reserved from `utf8.count` hold.
+    mutating func appendFieldBytes(_ text: String) {
+        FieldBytes.withBytes(text) { bytes in
+            UnsafeMutableRawBufferPointer(rebasing: out[position..<position + bytes.count]).copyMemory(from: bytes)
             position += bytes.count
         }
     }

@@ -1,3 +1,4 @@
+import HTTPFieldBytes
 import NIOCore
 import NIOHTTP1
 
@@ -242,7 +243,8 @@ public struct HTTP1RequestParser: Sendable {
                 transferEncodingCount += 1
                 chunked = HTTPSyntax.equalsLowercased(value, "chunked")
             }
-            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            // Values travel as bytes: obs-text that is not UTF-8 reaches the backend unchanged.
+            fields.append((String(decoding: name, as: UTF8.self), FieldBytes.string(value)))
             index = line.next
         }
         // The loop stops at a CR; only the final CRLF may be there (else it was a bare CR).

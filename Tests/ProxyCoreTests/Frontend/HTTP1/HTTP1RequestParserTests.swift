@@ -1,3 +1,4 @@
+import HTTPFieldBytes
 import NIOCore
 import NIOHTTP1
 @testable import ProxyCore
@@ -204,6 +205,16 @@ private let chunkedHeadEvent = ParseEvent.head("POST / HTTP/1.1", ["Transfer-Enc
         #expect(outcome.heads.map(\.method.rawValue) == [raw])
         #expect(outcome.heads.map(\.uri) == ["/t"])
         #expect(outcome.heads.map(\.version) == [.http1_1])
+    }
+
+    /// obs-text in a value is kept as the bytes sent, whether or not it is UTF-8.
+    @Test func valueBytesAreKept() throws {
+        let value: [UInt8] = [0xE9, 0xFF, 0x20, 0xC3, 0xA9]
+        let outcome = parse(Array("GET / HTTP/1.1\r\nHost: a\r\nX-Obs: ".utf8) + value + Array("\r\n\r\n".utf8))
+        #expect(outcome.error == nil)
+        let head = try #require(outcome.heads.first)
+        #expect(FieldBytes.bytes(try #require(head.headers.first(name: "x-obs"))) == value)
+        #expect(head.headers.first(name: "x-obs")?.unicodeScalars.contains("\u{FFFD}") == false)
     }
 
     /// Each byte in one position of the request, accepted exactly when the grammar allows it there.

@@ -1,3 +1,4 @@
+import HTTPFieldBytes
 import NIOCore
 import Testing
 
@@ -44,6 +45,18 @@ import Testing
     @Test func nonASCIIValuesAreCopiedAsTheirUTF8Bytes() {
         let text = head(fields: [("X-Name", "Grüße ☃")])
         #expect(text == "HTTP/1.1 200 OK\r\nX-Name: Grüße ☃\r\n\r\n")
+    }
+
+    /// A backend's Latin-1 value (or reason) goes out as the bytes it sent.
+    @Test func valuesThatWereNotUTF8GoOutAsTheirBytes() {
+        let latin = [UInt8]([0xE9, 0x74, 0xE9]).withUnsafeBytes { FieldBytes.string($0) }
+        var buffer = ByteBuffer()
+        buffer.writeHTTP1ResponseHead(
+            isHTTP10: false, status: 200, reason: "OK " + latin, fields: [("X-Latin", latin)],
+            date: nil, server: nil, connection: .none, chunked: false)
+        let expected = Array("HTTP/1.1 200 OK ".utf8) + [0xE9, 0x74, 0xE9] + Array("\r\nX-Latin: ".utf8) + [0xE9, 0x74, 0xE9]
+            + Array("\r\n\r\n".utf8)
+        #expect(Array(buffer.readableBytesView) == expected)
     }
 
     @Test func chunkFramingSharesTheClosingCRLFWithTheNextSizeLine() {
