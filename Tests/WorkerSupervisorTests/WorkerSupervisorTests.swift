@@ -35,9 +35,9 @@ import Testing
         #expect(mode.st_mode & 0o777 == 0o600)
 
         // Blocking accepts on one socket are served in turn, so every worker answers once its
-        // interpreter is up.
+        // interpreter is up (which can take long on two loaded cores).
         var seen = Set<pid_t>()
-        let allServed = try await eventually {
+        let allServed = try await eventually(within: .seconds(30)) {
             seen.insert(try TestWorker.request(supervisor.backendAddress).pid)
             return seen.count == 3
         }
