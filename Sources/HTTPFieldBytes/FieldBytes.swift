@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// HTTP field values (and CGI response heads) are bytes; Swift strings are Unicode. This is how
 /// a `String` carries any byte sequence unchanged from one side of the proxy to the other.
 ///
@@ -67,11 +75,17 @@ public enum FieldBytes {
     /// Whether the UTF-8 of a scalar in U+10FF80…U+10FFFF (F4 8F BE/BF xx) may be in `bytes`.
     @inline(__always)
     static func containsEscapeRange(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard bytes.count >= 3 else { return false }
-        var index = 0
-        while index < bytes.count - 2 {
-            if bytes[index] == 0xF4, bytes[index + 1] == 0x8F, bytes[index + 2] & 0xFE == 0xBE { return true }
-            index += 1
+        guard bytes.count >= 3, let base = bytes.baseAddress else { return false }
+        // memchr: values are on every response's path, and 0xF4 is rare.
+        var start = base
+        let end = base + bytes.count
+        while let found = memchr(start, 0xF4, end - start) {
+            let at = UnsafeRawPointer(found)
+            guard end - at >= 3 else { return false }
+            if at.load(fromByteOffset: 1, as: UInt8.self) == 0x8F, at.load(fromByteOffset: 2, as: UInt8.self) & 0xFE == 0xBE {
+                return true
+            }
+            start = at + 1
         }
         return false
     }
