@@ -34,11 +34,17 @@ enum HostField {
         return true
     }
 
-    /// `":" *DIGIT`, at most five digits (RFC 3986 allows an empty port).
+    /// `":" *DIGIT` up to 65535 (RFC 3986 allows an empty port).
     private static func isPort(_ bytes: Substring.UTF8View.SubSequence) -> Bool {
         guard bytes.first == UInt8(ascii: ":") else { return false }
         let digits = bytes.dropFirst()
-        return digits.count <= 5 && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        guard digits.count <= 5 else { return false }
+        var value = 0
+        for digit in digits {
+            guard digit >= UInt8(ascii: "0"), digit <= UInt8(ascii: "9") else { return false }
+            value = value * 10 + Int(digit - UInt8(ascii: "0"))
+        }
+        return value <= 65535
     }
 
     private static func isNameByte(_ byte: UInt8) -> Bool {
