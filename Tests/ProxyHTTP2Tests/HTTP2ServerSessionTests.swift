@@ -185,6 +185,21 @@ import Testing
         #expect(client.responses[ids[2]]?.closedWith == NGHTTP2_REFUSED_STREAM.rawValue)
     }
 
+    /// RFC 9113 §8.2.1: CR, LF or NUL in a field value, or whitespace at either end, makes the
+    /// request malformed: the stream is reset and no request head reaches the proxy, while a
+    /// good request on the same connection still does.
+    @Test(arguments: ["a\r\nx-injected: 1", "a\nb", "a\rb", "a\u{0}b", " lead", "trail\t"])
+    func invalidFieldValueResetsTheStreamBeforeItIsARequest(value: String) throws {
+        let server = HTTP2ServerSession()
+        let client = NGHTTP2TestClient()
+        let bad = client.request(headers: [("x-value", value)])
+        let good = client.request(headers: [("x-value", "fine")])
+        let events = pump(client, server)
+        #expect(heads(events)[bad] == nil, "\(value.debugDescription) became a request")
+        #expect(client.responses[bad]?.closedWith == NGHTTP2_PROTOCOL_ERROR.rawValue, "\(value.debugDescription)")
+        #expect(heads(events)[good]?.headers.first?.value == "fine")
+    }
+
     @Test func gracefulGoAwayLetsTheStreamInFlightFinish() throws {
         let server = HTTP2ServerSession()
         let client = NGHTTP2TestClient()
