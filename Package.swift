@@ -16,6 +16,8 @@ let package = Package(
         // public API (RequestPath, Router, ScriptResolver, CGIParameters, CGIResponseHeadParser).
         .library(name: "ProxyCore", targets: ["ProxyCore"]),
         .library(name: "ProxyConfig", targets: ["ProxyConfig"]),
+        // For Fuzz (a separate package): its HTTP/2 target drives HTTP2ServerSession.
+        .library(name: "ProxyHTTP2", targets: ["ProxyHTTP2"]),
     ],
     traits: [
         .trait(
