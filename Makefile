@@ -15,7 +15,7 @@ TEST_PKGS := $(BUILD_PKGS) php-fpm curl nginx libfcgi-bin nghttp2-client python3
 # The build without default traits (no HTTP/2) keeps its own cache, so the two do not evict each other.
 NOTRAITS  := --disable-default-traits --scratch-path $(ROOT)/.build-notraits
 
-.PHONY: build run run-php test test-notraits deps-build deps-run deps-test php-start php-stop clean install verify-units
+.PHONY: build run run-php test test-notraits deps-build deps-run deps-test php-start php-stop clean install verify-units fuzz fuzz-build
 
 build: deps-build
 	$(SWIFT) build
@@ -97,6 +97,54 @@ test-notraits:
 	"$$bin" --version | grep -q '(no http2, no tls)'; \
 	if ldd "$$bin" | grep -q nghttp2; then echo "$$bin links libnghttp2 without the HTTP2 trait"; exit 1; fi; \
 	if nm "$$bin" | grep CNIOBoringSSL_SSL_CTX_new >/dev/null; then echo "$$bin contains BoringSSL without the TLS trait"; exit 1; fi
+
+# libFuzzer targets (Fuzz/, a package of its own; see docs/fuzzing.md). Not part of `make test`.
+# Builds them with libFuzzer and AddressSanitizer (both ship with the Swift toolchain), then runs
+# each for FUZZ_SECONDS on a copy of its seed corpus under Fuzz/.build/fuzz/NAME (what a run
+# finds stays there for the next run; Fuzz/Corpus is never written). Fails when a target
+# crashes; the input is saved as Fuzz/.build/fuzz/NAME/crash-*. FUZZ_TARGETS picks some:
+#   make fuzz FUZZ_SECONDS=300 FUZZ_TARGETS="http1 cgi-head"
+# swiftc applies only the last -sanitize= it is given, and SwiftPM's --sanitize=fuzzer passes
+# one per sanitizer: the combined flag comes through -Xswiftc. --sanitize=fuzzer itself is
+# still needed, so that SwiftPM lets libFuzzer's main() be the program's entry point. Swift's
+# backtracer is off in the runs: ASan reports its crash handler's stack reads as an error.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= http1 fastcgi cgi-head config http1-diff h2
+FUZZ_BUILD   := -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
+# NAME:executable:dictionary
+FUZZ_MAP     := http1:FuzzHTTP1Parser:http1 fastcgi:FuzzFastCGIRecords:fastcgi \
+                cgi-head:FuzzCGIResponseHead:cgi-head config:FuzzConfigParser:config \
+                http1-diff:FuzzHTTP1Differential:http1 h2:FuzzHTTP2Session:h2
+
+# deps-build: the HTTP/2 target needs libnghttp2-dev.
+fuzz-build: deps-build
+	cd $(ROOT)/Fuzz && $(SWIFT) build $(FUZZ_BUILD)
+
+fuzz: fuzz-build
+	@bin="$$(cd $(ROOT)/Fuzz && $(SWIFT) build $(FUZZ_BUILD) --show-bin-path)"; \
+	failed=""; \
+	for name in $(FUZZ_TARGETS); do \
+		entry=""; for item in $(FUZZ_MAP); do [ "$${item%%:*}" = "$$name" ] && entry="$$item"; done; \
+		if [ -z "$$entry" ]; then echo "unknown fuzz target $$name"; exit 2; fi; \
+		exe="$$(echo "$$entry" | cut -d: -f2)"; dict="$$(echo "$$entry" | cut -d: -f3)"; \
+		work="$(ROOT)/Fuzz/.build/fuzz/$$name"; \
+		mkdir -p "$$work/corpus"; \
+		cp -n "$(ROOT)/Fuzz/Corpus/$$name"/* "$$work/corpus/"; \
+		echo "== $$name ($$exe), $(FUZZ_SECONDS) s"; \
+		rc=0; \
+		SWIFT_BACKTRACE=enable=no "$$bin/$$exe" -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+			-dict="$(ROOT)/Fuzz/Dictionaries/$$dict.dict" -artifact_prefix="$$work/" \
+			"$$work/corpus" > "$$work/log" 2>&1 || rc=$$?; \
+		grep -E '^Done [0-9]+ runs' "$$work/log" || true; \
+		grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' "$$work/log" || true; \
+		if [ "$$rc" -ne 0 ]; then \
+			grep -E -m 20 'ERROR|SUMMARY|Fatal error|Test unit written|panic' "$$work/log" || tail -n 30 "$$work/log"; \
+			echo "$$name FAILED (exit $$rc); log: $$work/log"; \
+			failed="$$failed $$name"; \
+		fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz targets that failed:$$failed"; exit 1; fi; \
+	echo "fuzz: no crashes"
 
 # Installs the release binary, the systemd units and the example configuration:
 #   make install                      # /usr/local/bin, /usr/local/lib/systemd/system, /etc/fcgiproxy
