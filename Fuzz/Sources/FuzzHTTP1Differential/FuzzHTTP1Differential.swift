@@ -9,12 +9,14 @@
 //   - one completes the first message while the other, without an error, still waits for it;
 //   - we accept a complete head that llhttp rejects, except for the known differences below.
 //
-// Known, intended differences (not findings):
+// Known, intended differences (not findings; docs/fuzzing.md):
 //   - methods: we take any token of A-Z, `-`, `_` (as nginx does); llhttp only its method list;
 //   - Upgrade and CONNECT: llhttp stops parsing at such a head, we frame it as any request
 //     (the proxy answers CONNECT and Upgrade itself, the bytes after the head are never HTTP);
-//   - request-target: we take any visible byte (and obs-text); llhttp rejects some of them;
-//   - field values: we take obs-text and any visible byte, llhttp is as lenient or not per byte.
+//   - request-targets other than ASCII origin-form: we take any visible byte (obs-text too) and
+//     leave the target to the router; llhttp rejects many of them;
+//   - whitespace after a field value: we trim it (RFC 9110 section 5.5), llhttp keeps it in
+//     the value (compared trimmed here) and rejects it after a Content-Length value.
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
