@@ -3,8 +3,8 @@
 // them (they only link with `-sanitize=fuzzer`, which provides `main`). Build and run with
 // `make fuzz` from the root, or by hand from this folder:
 //
-//   swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
-//   .build/release/FuzzHTTP1Parser -dict=Dictionaries/http1.dict CORPUS_DIR
+//   swift build -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
+//   SWIFT_BACKTRACE=enable=no .build/release/FuzzHTTP1Parser -dict=Dictionaries/http1.dict CORPUS_DIR
 //
 // See docs/fuzzing.md.
 import Foundation
