@@ -16,6 +16,7 @@ let package = Package(
         // public API (RequestPath, Router, ScriptResolver, CGIParameters, CGIResponseHeadParser).
         .library(name: "ProxyCore", targets: ["ProxyCore"]),
         .library(name: "ProxyConfig", targets: ["ProxyConfig"]),
+        .library(name: "HTTPFieldBytes", targets: ["HTTPFieldBytes"]),
         // For Fuzz (a separate package): its HTTP/2 target drives HTTP2ServerSession.
         .library(name: "ProxyHTTP2", targets: ["ProxyHTTP2"]),
     ],

@@ -55,6 +55,7 @@ let package = Package(
             name: "FuzzHTTP1Differential",
             dependencies: [
                 .product(name: "ProxyCore", package: root),
+                .product(name: "HTTPFieldBytes", package: root),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
