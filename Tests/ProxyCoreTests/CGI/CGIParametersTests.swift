@@ -162,6 +162,24 @@ import Testing
         #expect(names(parameters).filter { $0 == "HTTP_X_TRUSTED" }.count == 1)
     }
 
+    /// Naming headers in `Connection` changes nothing the proxy decides: REMOTE_ADDR and a
+    /// route's param stay, Connection itself is not sent, and the named headers go on as HTTP_*
+    /// params as nginx passes them (the proxy is the last hop; it forwards no HTTP message).
+    @Test func headersNamedInConnectionChangeNothingTheProxyOwns() throws {
+        let parameters = try build(
+            .GET, "/index.php",
+            headers: [
+                ("Host", "h"), ("Connection", "close, X-Real-IP, X-Forwarded-For, Remote-Addr"), ("X-Real-IP", "203.0.113.9"),
+                ("X-Forwarded-For", "203.0.113.9"), ("Remote-Addr", "203.0.113.9"),
+            ],
+            params: [("HTTP_X_FORWARDED_FOR", "proxy")])
+        #expect(parameters["REMOTE_ADDR"] == "192.0.2.1")
+        #expect(parameters["HTTP_X_FORWARDED_FOR"] == "proxy")
+        #expect(parameters["HTTP_CONNECTION"] == nil)
+        #expect(parameters["HTTP_X_REAL_IP"] == "203.0.113.9")
+        #expect(names(parameters).filter { $0 == "REMOTE_ADDR" }.count == 1)
+    }
+
     @Test func routeParamReplacesFixedParamInPlace() throws {
         let parameters = try build(.GET, "/index.php", params: [("HTTPS", "on"), ("SERVER_NAME", "www.example")])
         #expect(parameters["SERVER_NAME"] == "www.example")
