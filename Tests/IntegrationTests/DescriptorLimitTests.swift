@@ -5,7 +5,8 @@ extension Integration {
     /// Out of file descriptors: the proxy pauses accepting, keeps running, logs it (rate-limited)
     /// and serves again once connections go away.
     @Suite(.fcgiproxyOnly("fcgiproxy's accept backoff")) struct DescriptorLimit {
-        @Test func survivesRunningOutOfDescriptorsAndRecovers() async throws {
+        /// fcgiproxy on one event loop with 64 descriptors, on the shared PHP-FPM.
+        private static func launchWith64Descriptors() async throws -> (proxy: SpawnedProcess, port: Int, log: String) {
             let fixture = try await Fixture.shared()
             let dir = try TempDir("fcgiproxy-emfile")
             let port = try Net.freePort()
@@ -16,9 +17,17 @@ extension Integration {
             // Soft and hard limit 64, so the proxy's own raise to the hard limit changes nothing.
             let proxy = try ChildProcess.launch(
                 "/bin/sh", ["-c", "ulimit -n 64 && exec \"$0\" --config \"$1\"", Paths.fcgiproxyBinary, ini], logPath: log)
-            defer { proxy.stop() }
             let started = await Net.waitUntilAccepting(port: port, timeout: .seconds(15), alive: { proxy.isRunning })
-            try #require(started, "fcgiproxy did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            guard started else {
+                proxy.stop()
+                throw HarnessError("fcgiproxy did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            }
+            return (proxy, port, log)
+        }
+
+        @Test func survivesRunningOutOfDescriptorsAndRecovers() async throws {
+            let (proxy, port, log) = try await Self.launchWith64Descriptors()
+            defer { proxy.stop() }
 
             // 200 connections that stay open: far more than 64 descriptors.
             var clients: [RawHTTP] = []
@@ -50,18 +59,8 @@ extension Integration {
         /// A request on a connection accepted before the descriptors ran out, whose backend
         /// connection cannot be opened (EMFILE), is answered 502 at once, not after a wait.
         @Test func backendConnectWithoutDescriptorsIs502AtOnce() async throws {
-            let fixture = try await Fixture.shared()
-            let dir = try TempDir("fcgiproxy-emfile-backend")
-            let port = try Net.freePort()
-            var options = FrontEndOptions(backendSocket: fixture.php.socketPath)
-            options.extraServerINI = "threads = 1\naccess_log = off"
-            let ini = try dir.write("emfile.ini", ProxyProcess.ini(options, port: port))
-            let log = dir.file("emfile.log")
-            let proxy = try ChildProcess.launch(
-                "/bin/sh", ["-c", "ulimit -n 64 && exec \"$0\" --config \"$1\"", Paths.fcgiproxyBinary, ini], logPath: log)
+            let (proxy, port, log) = try await Self.launchWith64Descriptors()
             defer { proxy.stop() }
-            let started = await Net.waitUntilAccepting(port: port, timeout: .seconds(15), alive: { proxy.isRunning })
-            try #require(started, "fcgiproxy did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
 
             let first = try RawHTTP(port: port)
             var clients: [RawHTTP] = []
