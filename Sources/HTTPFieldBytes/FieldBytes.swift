@@ -63,12 +63,6 @@ public enum FieldBytes {
         withBytes(text) { Array($0) }
     }
 
-    /// Whether `text` holds escaped bytes (or scalars of the escape range).
-    public static func hasEscapes(_ text: String) -> Bool {
-        var text = text
-        return text.withUTF8 { containsEscapeRange(UnsafeRawBufferPointer($0)) }
-    }
-
     /// U+10FF00 + byte.
     static let escapeBase: UInt32 = 0x10FF00
 

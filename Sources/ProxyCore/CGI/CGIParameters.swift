@@ -224,12 +224,8 @@ public struct CGIParameters: Sendable, CGIParameterSink {
                 }
             }
             for index in 0..<count {
-                // A value that was not UTF-8 goes as the bytes the client sent.
-                if FieldBytes.hasEscapes(base[index].value) {
-                    FieldBytes.withBytes(base[index].value) { sink.append(name: base[index].name, bytes: $0) }
-                } else {
-                    sink.append(name: base[index].name, value: base[index].value)
-                }
+                // The bytes the client sent, also where they were not UTF-8.
+                FieldBytes.withBytes(base[index].value) { sink.append(name: base[index].name, bytes: $0) }
             }
             return hostEmitted
         }

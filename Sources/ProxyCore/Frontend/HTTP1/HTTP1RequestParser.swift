@@ -387,6 +387,27 @@ public struct HTTP1RequestParser: Sendable {
             guard index > first else { throw malformed("invalid chunk extension") }
             return true
         }
+        /// Past the quoted-string that opens at `index`; false when it is not complete.
+        func quotedString() throws(HTTPError) -> Bool {
+            var position = index + 1
+            while position < bytes.count {
+                let byte = bytes[position]
+                if byte == UInt8(ascii: "\"") {
+                    index = position + 1
+                    return true
+                }
+                if byte == UInt8(ascii: "\\") {
+                    position += 1
+                    guard position < bytes.count else { return false }
+                    guard isFieldByte(bytes[position]) else { throw malformed("invalid chunk extension") }
+                } else if !isFieldByte(byte) {
+                    // Also CR and LF: a quote left open does not swallow the line end.
+                    throw malformed("invalid chunk extension")
+                }
+                position += 1
+            }
+            return false
+        }
         while true {
             let beforeWhitespace = index
             skipWhitespace()
@@ -411,33 +432,11 @@ public struct HTTP1RequestParser: Sendable {
             skipWhitespace()
             guard index < bytes.count else { return nil }
             if bytes[index] == UInt8(ascii: "\"") {
-                guard try quotedStringEnd(bytes, from: index, at: &index) else { return nil }
+                guard try quotedString() else { return nil }
             } else {
                 guard try token() else { return nil }
             }
         }
-    }
-
-    /// Moves `index` past the quoted-string that opens at `start`; false when it is not complete.
-    private static func quotedStringEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, at index: inout Int) throws(HTTPError) -> Bool {
-        var position = start + 1
-        while position < bytes.count {
-            let byte = bytes[position]
-            if byte == UInt8(ascii: "\"") {
-                index = position + 1
-                return true
-            }
-            if byte == UInt8(ascii: "\\") {
-                position += 1
-                guard position < bytes.count else { return false }
-                guard isFieldByte(bytes[position]) else { throw malformed("invalid chunk extension") }
-            } else if !isFieldByte(byte) {
-                // Also CR and LF: a quote left open does not swallow the line end.
-                throw malformed("invalid chunk extension")
-            }
-            position += 1
-        }
-        return false
     }
 
     /// Consumes the trailer section once it is complete (true); its fields are checked and
